@@ -1,0 +1,40 @@
+"""The xinpianchang dataset: categories, records, the on-disk layout, and (in submodules) decoding,
+the TFDS builder, tf.data pipelines and numpy/PyTorch datasets.
+
+Importing this package needs neither TensorFlow nor PyAV; the submodules that do import them lazily.
+"""
+from data_interface_for_model.categories import (
+    LABELS,
+    LABEL_TO_ID,
+    NUM_CLASSES,
+    VIDEO_TYPE_DICT,
+    UnknownLabelError,
+    id_to_label,
+    label_to_id,
+)
+from data_interface_for_model.info_file import (
+    INFO_FILE_NAME,
+    InfoFileError,
+    LineError,
+    iter_info_file,
+    read_info_file,
+    write_info_file,
+)
+from data_interface_for_model.item_txt import parse_item_text, read_item_txt, write_item_txt
+from data_interface_for_model.layout import LayoutItem, LayoutProblem, LayoutReader, iter_layout
+from data_interface_for_model.schema import (
+    RecordError,
+    VideoRecord,
+    format_duration,
+    parse_duration,
+    validate_label,
+    validate_mp4_id,
+)
+
+__all__ = [
+    "INFO_FILE_NAME", "LABELS", "LABEL_TO_ID", "NUM_CLASSES", "VIDEO_TYPE_DICT", "InfoFileError", "LayoutItem",
+    "LayoutProblem", "LayoutReader", "LineError", "RecordError", "UnknownLabelError", "VideoRecord",
+    "format_duration", "id_to_label", "iter_info_file", "iter_layout", "label_to_id", "parse_duration",
+    "parse_item_text", "read_info_file", "read_item_txt", "validate_label", "validate_mp4_id",
+    "write_info_file", "write_item_txt",
+]

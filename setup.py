@@ -1,0 +1,56 @@
+"""Installs the xinpianchang multimodal short-video toolkit.
+
+The pins are the stack verified on this project's machines (see STACK.md in the shared folder): TF 2.20
+because scann 1.4.2 is compiled against it; tf-keras for TFRS; Keras 3 + keras-hub for the classifier.
+"""
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tf-keras==2.20.1",
+    "keras==3.15.1",
+    "keras-hub==0.32.0",
+    "tensorflow-text==2.20.1",
+    "tensorflow-recommenders==0.7.7",
+    "scann==1.4.2",
+    "tensorflow-hub==0.16.1",
+    "tensorflow-datasets==4.9.10",
+    "tensorflow-serving-api==2.20.0",
+    "importlib_resources",
+    "safetensors",
+    "array_record",
+    "numpy>=1.26,<3",
+    "pandas",
+    "pyarrow",
+    "av",
+    "opencv-python-headless",
+    "pillow",
+    "tqdm",
+    "matplotlib",
+    "grpcio",
+]
+
+setup(
+    name="xinpianchang-multimodal",
+    version="0.1.0",
+    description="Classify, embed, recommend and serve short videos (text + cover + frames) with TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=[
+        "baseline_model", "baseline_model.*", "data_download_tools", "data_download_tools.*",
+        "data_interface_for_model", "data_interface_for_model.*", "retrieval", "retrieval.*",
+        "serving", "serving.*",
+    ]),
+    py_modules=["train_multimodal_baseline_model"],
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        # The CPU build on these machines; an unpinned torch pulls several GB of CUDA packages.
+        "torch": ["torch==2.13.0"],
+        "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0"],
+    },
+    entry_points={"console_scripts": [
+        "xinpianchang-train=train_multimodal_baseline_model:main",
+    ]},
+)

@@ -1,0 +1,29 @@
+"""Shared fixtures: a small demo dataset made once per test session."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from data_download_tools.demo import DemoConfig, make_demo_dataset
+
+#: Small but complete: all 31 categories, 2 items each, tiny clips.
+SMALL_DEMO = DemoConfig(per_category=2, seed=3, width=64, height=48, fps=8, min_seconds=1, max_seconds=2,
+                        cover_width=64, cover_height=48, workers=2)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> str:
+    """A read-only-by-convention demo dataset (copy it before changing it)."""
+    root = str(tmp_path_factory.mktemp("demo") / "root")
+    make_demo_dataset(root, SMALL_DEMO)
+    return root
+
+
+@pytest.fixture
+def demo_copy(demo_root, tmp_path) -> str:
+    """A private copy of the demo dataset that a test may damage."""
+    target = str(tmp_path / "copy")
+    shutil.copytree(demo_root, target)
+    return target
