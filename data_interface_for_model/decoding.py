@@ -1,0 +1,287 @@
+"""Decoding clips and covers into small fixed-size uint8 arrays (PyAV for video, Pillow for JPEG).
+
+The one sampling rule used everywhere (preparation, the raw tf.data path, the numpy/PyTorch path):
+
+* **frames** are sampled uniformly *by timestamp across the whole clip*: the clip's duration ``D`` is cut
+  into ``T`` equal segments and the frame on screen at the centre of each, ``(i + 0.5) * D / T``, is taken;
+* a clip with fewer than ``T`` decodable frames keeps every frame and is padded by repeating the last one
+  (the second value returned says how many frames are real);
+* every picture is resized so that its short side equals the target size (aspect ratio kept), then
+  centre-cropped to the target (``size`` or ``(height, width)``).
+
+Anything that cannot be decoded (missing, zero-byte, truncated or corrupt file, no video stream, a cover
+that is not a JPEG) raises :class:`DecodeError`, whose message names the file.
+
+Importing this module needs neither TensorFlow nor PyAV (PyAV is imported on first use).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+Size = Union[int, Tuple[int, int]]
+
+#: Quality of the JPEG frames and covers written at preparation.
+DEFAULT_JPEG_QUALITY = 90
+_EPS = 1e-6  # seconds: timestamps computed from time bases are not exact
+
+
+class DecodeError(ValueError):
+    """A file that cannot be decoded: missing, empty, truncated, corrupt, no video stream, not a JPEG."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledClip:
+    """What :func:`sample_clip` returns.
+
+    Attributes:
+      frames: uint8 ``[num_frames, height, width, 3]`` RGB.
+      num_real: how many leading frames are real (the rest repeat the last real frame).
+      duration_s: the clip's duration in seconds (from the container, else from the decoded frames).
+      source_width, source_height: the clip's own frame size.
+      total_frames: how many frames were decoded (decoding stops once the last sample is found, so this
+        can fall a few frames short of the clip's frame count).
+    """
+
+    frames: np.ndarray
+    num_real: int
+    duration_s: float
+    source_width: int
+    source_height: int
+    total_frames: int
+
+
+def _target_hw(size: Size) -> Tuple[int, int]:
+    if isinstance(size, (tuple, list)):
+        height, width = (int(s) for s in size)
+    else:
+        height = width = int(size)
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return height, width
+
+
+def _scaled_dims(src_h: int, src_w: int, out_h: int, out_w: int) -> Tuple[int, int]:
+    """Smallest aspect-preserving size that covers ``(out_h, out_w)``: the "short side" resize."""
+    scale = max(out_h / src_h, out_w / src_w)
+    return max(out_h, int(round(src_h * scale))), max(out_w, int(round(src_w * scale)))
+
+
+def centre_crop(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Crop ``[H, W, C]`` (or ``[..., H, W, C]``) to its central ``out_h x out_w``."""
+    h, w = image.shape[-3], image.shape[-2]
+    top, left = (h - out_h) // 2, (w - out_w) // 2
+    return image[..., top:top + out_h, left:left + out_w, :]
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise DecodeError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(f"{path}: zero bytes")
+
+
+# ----------------------------------------------------------------------------------------------- video
+def _frame_to_array(frame, out_h: int, out_w: int) -> np.ndarray:
+    """Resize a PyAV frame (short side, area filter) to cover the target, convert to RGB, centre-crop."""
+    new_h, new_w = _scaled_dims(frame.height, frame.width, out_h, out_w)
+    array = frame.to_ndarray(width=new_w, height=new_h, format="rgb24", interpolation="AREA")
+    return np.ascontiguousarray(centre_crop(array, out_h, out_w))
+
+
+def _stream_duration(container, stream) -> Optional[float]:
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000.0  # AV_TIME_BASE
+    return None
+
+
+def sample_clip(path: PathLike, num_frames: int, size: Size) -> SampledClip:
+    """Sample ``num_frames`` frames uniformly by timestamp across the clip at ``path``.
+
+    Args:
+      path: an mp4 (anything FFmpeg reads).
+      num_frames: ``T``, the number of frames returned.
+      size: the output side (square) or ``(height, width)``.
+
+    Returns:
+      a :class:`SampledClip`; ``frames`` is uint8 ``[T, height, width, 3]`` RGB.
+
+    Raises:
+      DecodeError: the file is missing, empty, corrupt or truncated, or has no decodable video frame.
+    """
+    import av  # PyAV, imported on use
+
+    path = os.fspath(path)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    out_h, out_w = _target_hw(size)
+    _check_file(path)
+    try:
+        with av.open(path, mode="r") as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            duration = _stream_duration(container, stream)
+            time_base = float(stream.time_base) if stream.time_base is not None else None
+            if duration is None or time_base is None:
+                return _sample_all(path, container, stream, num_frames, out_h, out_w)
+            targets = [(i + 0.5) * duration / num_frames for i in range(num_frames)]
+            chosen: List[np.ndarray] = []  # one array per target, in order
+            first: List[object] = []  # the first T frames, kept in case the clip has fewer than T
+            previous, start, count, k = None, None, 0, 0
+            width = height = 0
+            for frame in container.decode(stream):
+                t_pts = frame.pts if frame.pts is not None else frame.dts
+                if t_pts is None:
+                    t = count * duration / max(stream.frames or 1, 1)
+                else:
+                    start = t_pts if start is None else start
+                    t = (t_pts - start) * time_base
+                # every target before this frame's time was on screen during the previous frame
+                # (a frame that starts exactly at a target is the one on screen: allow for rounding)
+                while k < num_frames and previous is not None and t > targets[k] + _EPS:
+                    chosen.append(_frame_to_array(previous, out_h, out_w))
+                    k += 1
+                previous = frame
+                if count < num_frames:
+                    first.append(frame)
+                width, height = frame.width, frame.height
+                count += 1
+                if k >= num_frames:
+                    break
+            if count == 0:
+                raise DecodeError(f"{path}: no decodable video frame")
+            if count < num_frames:  # a short clip: every frame is real, then the last one repeats
+                arrays = [_frame_to_array(f, out_h, out_w) for f in first]
+                return _padded(arrays, num_frames, duration, width, height, count)
+            while k < num_frames:  # the last frame stays on screen to the end
+                chosen.append(_frame_to_array(previous, out_h, out_w))
+                k += 1
+    except DecodeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise DecodeError(f"{path}: cannot decode video: {exc}") from None
+    return SampledClip(np.stack(chosen), num_frames, float(duration), width, height, count)
+
+
+def _padded(arrays: Sequence[np.ndarray], num_frames: int, duration: float, width: int, height: int,
+            total: int) -> SampledClip:
+    real = len(arrays)
+    frames = np.stack(list(arrays) + [arrays[-1]] * (num_frames - real))
+    return SampledClip(frames, real, float(duration), width, height, total)
+
+
+def _sample_all(path: str, container, stream, num_frames: int, out_h: int, out_w: int) -> SampledClip:
+    """Fallback when the container states no duration: decode every frame, then pick by index."""
+    arrays = []
+    fps = float(stream.average_rate) if stream.average_rate else 0.0
+    width = height = 0
+    for frame in container.decode(stream):
+        arrays.append(_frame_to_array(frame, out_h, out_w))
+        width, height = frame.width, frame.height
+    if not arrays:
+        raise DecodeError(f"{path}: no decodable video frame")
+    n = len(arrays)
+    duration = n / fps if fps else 0.0
+    if n < num_frames:
+        return _padded(arrays, num_frames, duration, width, height, n)
+    picks = [min(n - 1, int((i + 0.5) * n / num_frames)) for i in range(num_frames)]
+    return SampledClip(np.stack([arrays[i] for i in picks]), num_frames, duration, width, height, n)
+
+
+def sample_frames(path: PathLike, num_frames: int, size: Size) -> Tuple[np.ndarray, int]:
+    """uint8 ``[num_frames, size, size, 3]`` RGB frames sampled uniformly across the clip, and how many
+    are real (a short clip is padded by repeating its last frame). See :func:`sample_clip`."""
+    clip = sample_clip(path, num_frames, size)
+    return clip.frames, clip.num_real
+
+
+# ----------------------------------------------------------------------------------------------- images
+def _resize_crop_pil(image, out_h: int, out_w: int) -> np.ndarray:
+    from PIL import Image
+
+    image = image.convert("RGB")
+    new_h, new_w = _scaled_dims(image.height, image.width, out_h, out_w)
+    if (new_w, new_h) != image.size:
+        image = image.resize((new_w, new_h), Image.BILINEAR, reducing_gap=2.0)
+    return np.ascontiguousarray(centre_crop(np.asarray(image), out_h, out_w))
+
+
+def load_image_bytes(data: bytes, size: Size, *, name: str = "<bytes>", require_jpeg: bool = True) -> np.ndarray:
+    """Decode encoded image bytes into uint8 ``[height, width, 3]`` RGB (short-side resize, centre crop)."""
+    from PIL import Image, UnidentifiedImageError
+
+    out_h, out_w = _target_hw(size)
+    if not data:
+        raise DecodeError(f"{name}: zero bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if require_jpeg and image.format != "JPEG":
+                raise DecodeError(f"{name}: not a JPEG (found {image.format or 'an unknown format'})")
+            if image.format == "JPEG":
+                # let libjpeg decode at a reduced scale when the picture is much larger than needed
+                scale = min(image.width / out_w, image.height / out_h)
+                if scale >= 2:
+                    image.draft("RGB", (int(image.width / scale), int(image.height / scale)))
+            image.load()
+            return _resize_crop_pil(image, out_h, out_w)
+    except DecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError(f"{name}: cannot decode image: {exc}") from None
+
+
+def load_cover(path: PathLike, size: Size, *, require_jpeg: bool = True) -> np.ndarray:
+    """uint8 ``[size, size, 3]`` RGB cover (short side resized to ``size``, centre-cropped).
+
+    Raises:
+      DecodeError: the file is missing, empty, truncated, corrupt or (with ``require_jpeg``) not a JPEG.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read: {exc}") from None
+    return load_image_bytes(data, size, name=path, require_jpeg=require_jpeg)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """JPEG bytes of a uint8 RGB image ``[H, W, 3]``."""
+    from PIL import Image
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB from JPEG bytes, at the size stored (no resizing)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError(f"{name}: cannot decode JPEG: {exc}") from None
+
+
+def decode_jpeg_frames(encoded: Iterable[bytes], *, name: str = "<frames>") -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` from ``T`` JPEG-encoded frames of the same size (the prepared shards)."""
+    arrays = [decode_jpeg(data, name=f"{name}[{i}]") for i, data in enumerate(encoded)]
+    if not arrays:
+        raise DecodeError(f"{name}: no frames")
+    return np.stack(arrays)
