@@ -1,0 +1,159 @@
+"""TF Serving's gRPC API: PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus).
+
+Implemented on the servicer base classes and messages of ``tensorflow-serving-api``, so the official
+stubs (``prediction_service_pb2_grpc.PredictionServiceStub``, ``model_service_pb2_grpc.ModelServiceStub``)
+work unchanged. Classify, Regress and MultiInference (tf.Example signatures) and HandleReloadConfigRequest
+answer UNIMPLEMENTED with a message saying so: the exported models have predict signatures.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+from typing import Dict, Optional, Tuple
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from serving.errors import ServingError, invalid
+from serving.service import ServingCore
+from serving.signatures import Signature
+
+logger = logging.getLogger(__name__)
+access_log = logging.getLogger("serving.access")
+
+
+def _spec_version(spec) -> Tuple[Optional[int], Optional[str]]:
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return spec.version.value, None
+    if choice == "version_label":
+        return None, spec.version_label
+    return None, None
+
+
+def _abort(context: grpc.ServicerContext, exc: ServingError) -> None:
+    context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+
+
+def tensor_protos_to_arrays(protos, signature: Signature) -> Dict[str, np.ndarray]:
+    """``map<string, TensorProto>`` -> numpy, checking each dtype against the signature."""
+    import tensorflow as tf
+
+    arrays = {}
+    for name, proto in protos.items():
+        info = signature.inputs.get(name)
+        if info is None:
+            raise invalid(f"signature '{signature.name}' has no input '{name}'; it expects {signature.describe_inputs()}")
+        got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "invalid"
+        if got != info.dtype:
+            raise invalid(f"input '{name}' expects dtype {info.dtype} but the TensorProto holds {got}")
+        try:
+            arrays[name] = tf.make_ndarray(proto)
+        except (ValueError, TypeError) as exc:
+            raise invalid(f"input '{name}': malformed TensorProto: {exc}") from None
+    return arrays
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):  # noqa: N802
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            version, label = _spec_version(request.model_spec)
+            served, signature, outputs = self.core.predict(
+                request.model_spec.name, version, label, request.model_spec.signature_name or None,
+                lambda sig: tensor_protos_to_arrays(request.inputs, sig))
+            wanted = list(request.output_filter) or sorted(outputs)
+            unknown = sorted(set(wanted) - set(outputs))
+            if unknown:
+                raise invalid(f"output_filter names unknown output(s) {unknown}; outputs: {sorted(outputs)}")
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = request.model_spec.name
+            response.model_spec.version.value = served
+            response.model_spec.signature_name = signature.name
+            for name in wanted:
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
+            return response
+        except ServingError as exc:
+            code = exc.code
+            _abort(context, exc)
+        finally:
+            access_log.info("grpc Predict %s %s %.1fms", request.model_spec.name, code,
+                            (time.perf_counter() - started) * 1000)
+
+    def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest, context):  # noqa: N802
+        try:
+            fields = list(request.metadata_field)
+            if fields != ["signature_def"]:
+                raise invalid(f"metadata_field must be ['signature_def'] (the only metadata), got {fields}")
+            version, label = _spec_version(request.model_spec)
+            spec, signature_map = self.core.metadata(request.model_spec.name, version, label)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.CopyFrom(spec)
+            response.metadata["signature_def"].Pack(signature_map)
+            return response
+        except ServingError as exc:
+            _abort(context, exc)
+
+    def _unimplemented(self, what: str, context) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      f"{what} is not implemented by this server (it needs tf.Example classify/regress "
+                      "signatures; the exported models have predict signatures): use Predict")
+
+    def Classify(self, request, context):  # noqa: N802
+        self._unimplemented("Classify", context)
+
+    def Regress(self, request, context):  # noqa: N802
+        self._unimplemented("Regress", context)
+
+    def MultiInference(self, request, context):  # noqa: N802
+        self._unimplemented("MultiInference", context)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):  # noqa: N802
+        try:
+            version, label = _spec_version(request.model_spec)
+            return self.core.status(request.model_spec.name, version, label)
+        except ServingError as exc:
+            _abort(context, exc)
+
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "HandleReloadConfigRequest is not implemented: this server polls the model base for new "
+                      "versions; restart it to change the set of models")
+
+
+class GrpcServer:
+    """The gRPC front end on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8500,
+                 max_message_bytes: int = 32 << 20, max_workers: int = 64):
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", max_message_bytes),
+                     ("grpc.max_send_message_length", max_message_bytes),
+                     ("grpc.so_reuseport", 0)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), self._server)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self._server.add_insecure_port(target)
+        if not self.port:
+            raise OSError(f"cannot bind gRPC to {target}")
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self._server.stop(grace_s).wait()
