@@ -1,0 +1,67 @@
+"""Where the classifier's data comes from: the layout root (made as demo data when it is the default and
+missing), prepared once into TFDS shards, read back as tf.data pipelines."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from baseline_model.config import ModelConfig, TrainConfig
+from data_interface_for_model.info_file import INFO_FILE_NAME
+
+logger = logging.getLogger(__name__)
+SPLITS = ("train", "validation", "test")
+
+
+def ensure_demo_dataset(data_root: str, per_category: int, seed: int,
+                        progress: Optional[Callable[[int], None]] = None) -> bool:
+    """Make the demo dataset at ``data_root`` unless a dataset is already there; True if it was made."""
+    if os.path.exists(os.path.join(data_root, INFO_FILE_NAME)):
+        return False
+    from data_download_tools.demo import DemoConfig, make_demo_dataset
+
+    logger.info("no dataset at %s: making the demo dataset (%d per category)", data_root, per_category)
+    make_demo_dataset(data_root, DemoConfig(per_category=per_category, seed=seed), progress=progress)
+    return True
+
+
+def prepare(train: TrainConfig, model: ModelConfig):
+    """Prepare (once) the TFDS shards of ``train.data_root`` at the model's frame count and size."""
+    from data_interface_for_model.prepare import prepare_dataset
+
+    return prepare_dataset(train.data_root, train.data_dir, num_frames=model.num_frames,
+                           size=model.image_size, seed=train.seed)
+
+
+def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: int, shuffle: bool,
+                input_context: Optional[tf.distribute.InputContext] = None, include_id: bool = False,
+                repeat: bool = False) -> tf.data.Dataset:
+    """``({"text", "cover", "frames"[, "id"]}, label)`` batches of a prepared split."""
+    from data_interface_for_model.tf_dataset import make_dataset
+
+    return make_dataset(train.data_dir, split, batch_size, num_frames=model.num_frames, size=model.image_size,
+                        shuffle=shuffle, repeat=repeat, seed=train.seed, input_context=input_context,
+                        include_id=include_id)
+
+
+def distributed_raw_dataset(strategy: tf.distribute.Strategy, train: TrainConfig, model: ModelConfig,
+                            split: str, shuffle: bool, repeat: bool = False):
+    """The split distributed through the strategy: every input pipeline reads its own shard, with the
+    per-replica batch size."""
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(train.batch_size)
+        return raw_dataset(train, model, split, per_replica, shuffle, input_context=context, repeat=repeat)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def split_size(train: TrainConfig, model: ModelConfig, split: str) -> int:
+    """Number of examples in a prepared split (from the shards' known cardinality)."""
+    dataset = raw_dataset(train, model, split, batch_size=1, shuffle=False)
+    count = int(dataset.cardinality().numpy())
+    if count < 0:  # unknown: count it
+        count = sum(1 for _ in dataset)
+    return count

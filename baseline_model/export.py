@@ -1,0 +1,121 @@
+"""Exporting a run as SavedModels in TF Serving's layout: ``EXPORT_BASE/<name>/<version>/``.
+
+``classifier``: signature ``serving_default`` and ``embed``; ``embedder``: ``serving_default`` = embed.
+Inputs (every one may be empty for a missing modality):
+
+* ``brief``: tf.string ``[batch]``, the one-line description ("" = none);
+* ``cover``: tf.string ``[batch]``, JPEG bytes of the cover ("" = none);
+* ``frames``: tf.string ``[batch, n]``, JPEG bytes of n frames sampled across the clip ("" = missing frame;
+  any n >= 0: the model resamples to its own frame count).
+
+Outputs: ``serving_default`` -> ``probabilities`` float32 ``[batch, 31]``, ``label`` tf.string ``[batch]``,
+``label_id`` int64 ``[batch]``; ``embed`` -> ``embedding`` float32 ``[batch, D]``.
+
+Images are decoded in the graph: resize the short side to the model's size, centre-crop, scale to [0, 1],
+as the data pipeline does. Every version is written under a temporary name and renamed into place, so a
+polling server never sees half a model.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from typing import Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from baseline_model.run import LoadedRun, load_run
+from data_interface_for_model.categories import LABELS
+
+logger = logging.getLogger(__name__)
+
+
+def next_version(model_base: str) -> int:
+    """One more than the highest numbered folder under ``model_base`` (1 if there is none)."""
+    if not os.path.isdir(model_base):
+        return 1
+    versions = [int(n) for n in os.listdir(model_base) if re.fullmatch(r"\d+", n)]
+    return max(versions, default=0) + 1
+
+
+def decode_image(jpeg: tf.Tensor, size: int) -> tf.Tensor:
+    """Scalar JPEG string -> float32 ``[size, size, 3]`` in [0, 1]; an empty string gives zeros."""
+
+    def decode():
+        image = tf.io.decode_image(jpeg, channels=3, expand_animations=False)
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+        new = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+        new = tf.maximum(new, size)
+        image = tf.image.resize(image, new, antialias=True)
+        top, left = (new[0] - size) // 2, (new[1] - size) // 2
+        image = image[top:top + size, left:left + size, :]
+        return tf.clip_by_value(tf.reshape(image, [size, size, 3]) / 255.0, 0.0, 1.0)
+
+    return tf.cond(tf.strings.length(jpeg) > 0, decode, lambda: tf.zeros([size, size, 3], tf.float32))
+
+
+def decode_inputs(brief: tf.Tensor, cover: tf.Tensor, frames: tf.Tensor, num_frames: int, size: int) -> dict:
+    """Raw serving inputs -> the model's ``{"text", "cover", "frames"}``."""
+    batch = tf.shape(brief)[0]
+    available = tf.shape(frames)[1]
+    positions = (tf.range(num_frames, dtype=tf.float32) + 0.5) * tf.cast(available, tf.float32) / num_frames
+    indices = tf.minimum(tf.cast(positions, tf.int32), tf.maximum(available - 1, 0))
+    frames = tf.cond(available > 0, lambda: tf.gather(frames, indices, axis=1),
+                     lambda: tf.fill([batch, num_frames], ""))
+    spec = tf.TensorSpec([size, size, 3], tf.float32)
+    covers = tf.map_fn(lambda x: decode_image(x, size), cover, fn_output_signature=spec)
+    flat = tf.map_fn(lambda x: decode_image(x, size), tf.reshape(frames, [-1]), fn_output_signature=spec)
+    return {"text": brief, "cover": covers, "frames": tf.reshape(flat, [batch, num_frames, size, size, 3])}
+
+
+def _write_archive(run: LoadedRun, path: str, with_classifier: bool) -> None:
+    num_frames, size = run.model_config.num_frames, run.model_config.image_size
+    signature = [tf.TensorSpec([None], tf.string, name="brief"), tf.TensorSpec([None], tf.string, name="cover"),
+                 tf.TensorSpec([None, None], tf.string, name="frames")]
+    label_names = tf.constant(LABELS)
+    archive = keras.export.ExportArchive()
+    archive.track(run.embedder)
+
+    def embed(brief, cover, frames):
+        inputs = decode_inputs(brief, cover, frames, num_frames, size)
+        return {"embedding": tf.cast(run.embedder(inputs, training=False), tf.float32)}
+
+    if with_classifier:
+        archive.track(run.classifier)
+
+        def classify(brief, cover, frames):
+            inputs = decode_inputs(brief, cover, frames, num_frames, size)
+            probabilities = tf.cast(run.classifier(inputs, training=False), tf.float32)
+            label_id = tf.argmax(probabilities, axis=-1)
+            return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(label_names, label_id)}
+
+        archive.add_endpoint("serving_default", classify, input_signature=signature)
+        archive.add_endpoint("embed", embed, input_signature=signature)
+    else:
+        archive.add_endpoint("serving_default", embed, input_signature=signature)
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    archive.write_out(tmp, verbose=False)
+    os.replace(tmp, path)
+
+
+def export_run(run_dir: str, export_base: Optional[str] = None, version: Optional[int] = None,
+               run: Optional[LoadedRun] = None) -> Dict[str, str]:
+    """Export ``classifier`` and ``embedder`` under ``export_base`` (default ``RUN/export``); return
+    name -> version folder. ``version`` defaults to the next free number of each model."""
+    run = run or load_run(run_dir)
+    export_base = export_base or os.path.join(run_dir, "export")
+    paths = {}
+    for name, with_classifier in (("classifier", True), ("embedder", False)):
+        base = os.path.join(export_base, name)
+        os.makedirs(base, exist_ok=True)
+        path = os.path.join(base, str(version if version is not None else next_version(base)))
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} exists: versions are immutable, pick another --version")
+        _write_archive(run, path, with_classifier)
+        paths[name] = path
+        logger.info("exported %s to %s", name, path)
+    return paths

@@ -1,0 +1,6 @@
+"""Keras 3 layers of the classifiers (each serialisable, registered under the package name)."""
+from baseline_model.layers.fusion import GatedModalityFusion, ModalityDropout
+from baseline_model.layers.presence import ModalityPresence
+from baseline_model.layers.temporal_pooling import AttentionPooling
+
+__all__ = ["AttentionPooling", "GatedModalityFusion", "ModalityDropout", "ModalityPresence"]

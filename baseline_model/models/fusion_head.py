@@ -1,0 +1,49 @@
+"""The trainable part of the pretrained classifier: per-modality projections, temporal pooling, gated
+fusion with modality dropout, the embedding and the softmax head. It runs on encoder features, so it can
+be trained on a feature cache."""
+from __future__ import annotations
+
+import keras
+
+from baseline_model.config import ModelConfig
+from baseline_model.layers import AttentionPooling, GatedModalityFusion, ModalityDropout
+from data_interface_for_model.categories import NUM_CLASSES
+
+#: The head's inputs, in the order of the presence columns where they apply.
+FEATURE_KEYS = ("text_features", "cover_features", "frame_features", "presence", "frame_mask")
+
+
+def build_fusion_head(config: ModelConfig, text_dim: int, image_dim: int) -> keras.Model:
+    """Build the head.
+
+    Inputs (a dict): ``text_features [B, text_dim]``, ``cover_features [B, image_dim]``,
+    ``frame_features [B, T, image_dim]``, ``presence [B, 3]`` (text, cover, video in {0, 1}),
+    ``frame_mask [B, T]``. Output: probabilities ``[B, 31]``; the layer ``embedding`` gives the
+    ``[B, embedding_dim]`` penultimate embedding.
+    """
+    d, t = config.fusion_dim, config.num_frames
+    inputs = {
+        "text_features": keras.Input((text_dim,), name="text_features"),
+        "cover_features": keras.Input((image_dim,), name="cover_features"),
+        "frame_features": keras.Input((t, image_dim), name="frame_features"),
+        "presence": keras.Input((3,), name="presence"),
+        "frame_mask": keras.Input((t,), name="frame_mask"),
+    }
+    presence = ModalityDropout(config.modality_dropout, seed=17, name="modality_dropout")(inputs["presence"])
+
+    def project(x, name):
+        x = keras.layers.LayerNormalization(name=f"{name}_norm")(x)
+        return keras.layers.Dense(d, activation="gelu", name=f"{name}_projection")(x)
+
+    text = project(inputs["text_features"], "text")
+    cover = project(inputs["cover_features"], "cover")
+    frames = keras.layers.TimeDistributed(keras.layers.LayerNormalization(), name="frame_norm")(inputs["frame_features"])
+    video = AttentionPooling(128, name="temporal_pooling")(frames, frame_mask=inputs["frame_mask"])
+    video = keras.layers.Dense(d, activation="gelu", name="video_projection")(video)
+
+    fused = GatedModalityFusion(d, name="fusion")([text, cover, video, presence])
+    fused = keras.layers.Dropout(config.dropout, name="fusion_dropout")(fused)
+    embedding = keras.layers.Dense(config.embedding_dim, name="embedding")(fused)
+    hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(keras.layers.Activation("gelu")(embedding))
+    probabilities = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    return keras.Model(inputs, probabilities, name="fusion_head")

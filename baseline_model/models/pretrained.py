@@ -1,0 +1,86 @@
+"""The default classifier: frozen pretrained encoders (MiniLM for the brief, ImageNet MobileNetV2 for the
+cover and every frame) feeding the trainable fusion head.
+
+Raw inputs: ``{"text": string [B], "cover": float32 [B,S,S,3] in [0,1], "frames": float32 [B,T,S,S,3] in [0,1]}``.
+A missing modality is an empty brief, an all-zero cover, or all-zero frames (see ``ModalityPresence``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+import keras
+
+from baseline_model.config import ModelConfig
+from baseline_model.layers import ModalityPresence
+from baseline_model.models.fusion_head import build_fusion_head
+
+
+@dataclasses.dataclass
+class Encoders:
+    """The frozen feature extractors. ``text``: string ``[B]`` -> ``[B, text_dim]``; ``image``:
+    ``[B, S, S, 3]`` in [0, 1] -> ``[B, image_dim]``."""
+
+    text: keras.Model
+    image: keras.Model
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.text.output.shape[-1])
+
+    @property
+    def image_dim(self) -> int:
+        return int(self.image.output.shape[-1])
+
+
+def build_encoders(config: ModelConfig) -> Encoders:
+    """Load the encoders named by the config (offline weights are converted once and cached)."""
+    from baseline_model.encoders import build_image_encoder, build_text_encoder, freeze_top_layers
+
+    weights = None if config.image_weights == "none" else config.image_weights
+    image = build_image_encoder(weights=weights, input_size=config.image_size, pooling="avg")
+    text = build_text_encoder(preset=config.text_preset, sequence_length=config.text_sequence_length)
+    for encoder in (image, text):
+        freeze_top_layers(encoder, config.fine_tune_top_layers)
+    return Encoders(text=text, image=image)
+
+
+def encode_raw_inputs(encoders: Encoders, config: ModelConfig):
+    """Symbolic raw inputs and the head's feature dict computed from them."""
+    t, s = config.num_frames, config.image_size
+    inputs = {
+        "text": keras.Input(shape=(), dtype="string", name="text"),
+        "cover": keras.Input(shape=(s, s, 3), name="cover"),
+        "frames": keras.Input(shape=(t, s, s, 3), name="frames"),
+    }
+    presence, frame_mask = ModalityPresence(name="presence")([inputs["text"], inputs["cover"], inputs["frames"]])
+    features = {
+        "text_features": encoders.text(inputs["text"]),
+        "cover_features": encoders.image(inputs["cover"]),
+        "frame_features": keras.layers.TimeDistributed(encoders.image, name="frame_encoder")(inputs["frames"]),
+        "presence": presence,
+        "frame_mask": frame_mask,
+    }
+    return inputs, features
+
+
+def build_feature_extractor(encoders: Encoders, config: ModelConfig) -> keras.Model:
+    """Raw inputs -> the head's feature dict (what the feature cache stores)."""
+    inputs, features = encode_raw_inputs(encoders, config)
+    return keras.Model(inputs, features, name="feature_extractor")
+
+
+def build_pretrained_classifier(
+    config: ModelConfig, encoders: Encoders, head: keras.Model | None = None
+) -> Tuple[keras.Model, keras.Model, keras.Model]:
+    """Return ``(classifier, embedder, head)`` sharing weights.
+
+    ``classifier``: raw inputs -> probabilities ``[B, 31]``; ``embedder``: raw inputs -> embedding
+    ``[B, embedding_dim]``; ``head``: features -> probabilities (built fresh unless given).
+    """
+    head = head or build_fusion_head(config, encoders.text_dim, encoders.image_dim)
+    inputs, features = encode_raw_inputs(encoders, config)
+    classifier = keras.Model(inputs, head(features), name="pretrained_classifier")
+    head_embedder = keras.Model(head.inputs, head.get_layer("embedding").output, name="head_embedder")
+    embedder = keras.Model(inputs, head_embedder(features), name="pretrained_embedder")
+    return classifier, embedder, head

@@ -1,0 +1,58 @@
+"""A training run folder, and loading its models back.
+
+``RUN/run_config.json``  model and training configuration
+``RUN/model.keras``      the trained weights: the fusion head (pretrained) or the whole model (seed_baseline)
+``RUN/report.json``      evaluation; ``RUN/confusion_matrix_<split>.png``
+``RUN/logs/``            TensorBoard; ``RUN/backup/`` the resume checkpoint while training
+``RUN/export/<name>/<version>/`` SavedModels in TF Serving's layout
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import keras
+
+from baseline_model.config import ModelConfig, TrainConfig, load_run_config
+
+MODEL_FILE = "model.keras"
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """The models of a run. ``classifier``/``embedder`` take raw inputs; ``head``/``head_embedder`` take
+    encoder features (pretrained runs only); ``extractor`` maps raw inputs to features."""
+
+    run_dir: str
+    model_config: ModelConfig
+    train_config: TrainConfig
+    classifier: keras.Model
+    embedder: keras.Model
+    head: Optional[keras.Model] = None
+    head_embedder: Optional[keras.Model] = None
+    extractor: Optional[keras.Model] = None
+
+
+def embedding_submodel(model: keras.Model) -> keras.Model:
+    """The model from the same inputs to its layer named ``embedding``."""
+    return keras.Model(model.inputs, model.get_layer("embedding").output, name=f"{model.name}_embedder")
+
+
+def load_run(run_dir: str) -> LoadedRun:
+    """Rebuild a run's models from its config and trained weights."""
+    model_config, train_config, _ = load_run_config(run_dir)
+    path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: the run has no trained model yet")
+    import baseline_model.layers  # noqa: F401  (registers the custom layers for deserialisation)
+
+    saved = keras.saving.load_model(path)
+    if model_config.kind == "seed_baseline":
+        return LoadedRun(run_dir, model_config, train_config, saved, embedding_submodel(saved))
+    from baseline_model.models.pretrained import build_encoders, build_feature_extractor, build_pretrained_classifier
+
+    encoders = build_encoders(model_config)
+    classifier, embedder, head = build_pretrained_classifier(model_config, encoders, saved)
+    return LoadedRun(run_dir, model_config, train_config, classifier, embedder, head=head,
+                     head_embedder=embedding_submodel(head), extractor=build_feature_extractor(encoders, model_config))
