@@ -7,7 +7,7 @@ import os
 from typing import Dict, List, Optional
 
 from data_interface_for_model.categories import LABELS
-from data_interface_for_model.layout import LayoutProblem, LayoutReader
+from data_interface_for_model.layout import LayoutItem, LayoutProblem, LayoutReader
 
 
 @dataclasses.dataclass
@@ -84,21 +84,31 @@ def _size(path: Optional[str]) -> int:
     return os.path.getsize(path) if path else 0
 
 
+def empty_categories() -> Dict[str, CategoryStatistics]:
+    """Zeroed figures for the 31 categories, in label order."""
+    return {label: CategoryStatistics(label) for label in LABELS}
+
+
+def count_item(categories: Dict[str, CategoryStatistics], item: LayoutItem) -> None:
+    """Add one item to the figures of its category."""
+    stats = categories[item.label]
+    stats.items += 1
+    if item.missing:
+        stats.incomplete += 1
+        for modality in item.missing:
+            stats.missing[modality] = stats.missing.get(modality, 0) + 1
+    else:
+        stats.complete += 1
+    stats.bytes += _size(item.video_path) + _size(item.cover_path) + _size(item.txt_path)
+    if item.record is not None:
+        stats.total_duration_s += item.record.duration_s
+
+
 def dataset_statistics(root: str) -> DatasetStatistics:
     """Scan ``root`` once and count, per category, items (any modality present), complete items (all
     three), what is missing, bytes on disk and durations (from the ``.txt`` records)."""
-    categories = {label: CategoryStatistics(label) for label in LABELS}
+    categories = empty_categories()
     reader = LayoutReader(root, allow_missing=True)
     for item in reader:
-        stats = categories[item.label]
-        stats.items += 1
-        if item.missing:
-            stats.incomplete += 1
-            for modality in item.missing:
-                stats.missing[modality] = stats.missing.get(modality, 0) + 1
-        else:
-            stats.complete += 1
-        stats.bytes += _size(item.video_path) + _size(item.cover_path) + _size(item.txt_path)
-        if item.record is not None:
-            stats.total_duration_s += item.record.duration_s
+        count_item(categories, item)
     return DatasetStatistics(os.fspath(root), categories, reader.problems)
