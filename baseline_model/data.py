@@ -46,18 +46,6 @@ def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: 
                         include_id=include_id)
 
 
-def distributed_raw_dataset(strategy: tf.distribute.Strategy, train: TrainConfig, model: ModelConfig,
-                            split: str, shuffle: bool, repeat: bool = False):
-    """The split distributed through the strategy: every input pipeline reads its own shard, with the
-    per-replica batch size."""
-
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        per_replica = context.get_per_replica_batch_size(train.batch_size)
-        return raw_dataset(train, model, split, per_replica, shuffle, input_context=context, repeat=repeat)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
-
-
 def split_size(train: TrainConfig, model: ModelConfig, split: str) -> int:
     """Number of examples in a prepared split (from the shards' known cardinality)."""
     dataset = raw_dataset(train, model, split, batch_size=1, shuffle=False)

@@ -61,13 +61,20 @@ def load_or_compute(path: str, compute) -> Dict[str, np.ndarray]:
 
 
 def features_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool, seed: int = 0,
-                     presence_override: Optional[np.ndarray] = None) -> tf.data.Dataset:
-    """``(head inputs, label)`` batches from cached arrays; ``presence_override`` ``[3]`` masks modalities
-    (for single-modality evaluation)."""
+                     presence_override: Optional[np.ndarray] = None, repeat: bool = False,
+                     input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+    """``(head inputs, label)`` batches from cached arrays.
+
+    ``presence_override`` ``[3]`` masks modalities (single-modality evaluation); ``input_context`` shards
+    the examples between input pipelines (``batch_size`` is then the per-replica batch)."""
     inputs = {key: arrays[key].astype(np.float32) for key in FEATURE_KEYS}
     if presence_override is not None:
         inputs["presence"] = inputs["presence"] * np.asarray(presence_override, np.float32)[None, :]
     dataset = tf.data.Dataset.from_tensor_slices((inputs, arrays["label"].astype(np.int32)))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if shuffle:
         dataset = dataset.shuffle(len(arrays["label"]), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from baseline_model import data as data_lib
 from baseline_model.config import ModelConfig, TrainConfig, save_run_config
 from baseline_model.run import MODEL_FILE
-from baseline_model.strategy import is_chief, make_strategy
+from baseline_model.strategy import fit_under_strategy, is_chief, make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -
         save_run_config(run_dir, model_config, train)
     callbacks = make_callbacks(run_dir, train, chief)
 
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if model_config.kind == "pretrained" and train.feature_cache:
         from baseline_model.features import features_dataset
         from baseline_model.models.fusion_head import build_fusion_head
@@ -120,9 +121,15 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -
         with strategy.scope():
             model = build_fusion_head(model_config, text_dim, image_dim)
             compile_classifier(model, train.learning_rate)
-        train_data = features_dataset(arrays["train"], train.batch_size, shuffle=True, seed=train.seed)
-        val_data = features_dataset(arrays["validation"], train.batch_size, shuffle=False)
-        steps = None
+        train_size = len(arrays["train"]["label"])
+
+        def train_fn(context):
+            return features_dataset(arrays["train"], context.get_per_replica_batch_size(train.batch_size),
+                                    shuffle=True, seed=train.seed, repeat=True, input_context=context)
+
+        def val_fn(context):
+            return features_dataset(arrays["validation"], context.get_per_replica_batch_size(train.batch_size),
+                                    shuffle=False, input_context=context)
     else:
         with strategy.scope():
             if model_config.kind == "seed_baseline":
@@ -137,13 +144,24 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -
                 model, _, _ = build_pretrained_classifier(model_config, build_encoders(model_config))
             compile_classifier(model, train.learning_rate)
         train_size = data_lib.split_size(train, model_config, "train")
-        steps = train.steps_per_epoch or max(1, math.ceil(train_size / train.batch_size))
-        train_data = data_lib.distributed_raw_dataset(strategy, train, model_config, "train", shuffle=True,
-                                                      repeat=True)
-        val_data = data_lib.raw_dataset(train, model_config, "validation", train.batch_size, shuffle=False)
 
-    history = model.fit(train_data, validation_data=val_data, epochs=train.epochs, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=verbose)
+        def train_fn(context):
+            return data_lib.raw_dataset(train, model_config, "train", context.get_per_replica_batch_size(
+                train.batch_size), shuffle=True, input_context=context, repeat=True)
+
+        def val_fn(context):
+            return data_lib.raw_dataset(train, model_config, "validation", context.get_per_replica_batch_size(
+                train.batch_size), shuffle=False, input_context=context)
+
+    # The input pipelines are distributed through the strategy: each reads its own shard at the
+    # per-replica batch size, repeated, with an explicit number of steps per epoch.
+    steps = train.steps_per_epoch or max(1, math.ceil(train_size / train.batch_size))
+    train_data = strategy.distribute_datasets_from_function(train_fn)
+    val_data = (strategy.distribute_datasets_from_function(val_fn) if multi_worker
+                else val_fn(tf.distribute.InputContext()))
+    history = fit_under_strategy(model, strategy, train_data, epochs=train.epochs, steps_per_epoch=steps,
+                                 validation_data=val_data, callbacks=callbacks, verbose=verbose,
+                                 global_batch_size=train.batch_size)
     best_path = os.path.join(run_dir, "best.weights.h5")
     if chief:
         if os.path.isfile(best_path):
