@@ -71,7 +71,7 @@ class DownloadConfig:
 @dataclasses.dataclass(frozen=True)
 class ItemResult:
     """What happened to one record: ``status`` is downloaded (something was fetched), skipped (all
-    present and verified) or failed (``reason`` says why)."""
+    present and verified) or failed (``reason`` says why; ``permanent`` when every failure was, e.g. 404)."""
 
     record: VideoRecord
     status: str
@@ -127,35 +127,47 @@ def download_item(record: VideoRecord, root: str, fetcher: HttpFetcher, verify: 
         os.makedirs(os.path.dirname(paths["video"]), exist_ok=True)
     except (RecordError, OSError) as exc:
         return ItemResult(record, "failed", f"cannot create the item folder: {exc}", permanent=True)
-    reasons, permanent, fetched, received = [], False, 0, 0
+    reasons, permanent, fetched, received = [], True, 0, 0
     for kind, url in (("video", record.video_url), ("cover", record.cover_url)):
-        target = paths[kind]
-        if os.path.isfile(target) and os.path.getsize(target) > 0:
-            try:
-                if verify:
-                    verify_file(kind, target)
-                continue
-            except VerificationError as exc:
-                logger.warning("%s/%s: the %s on disk is corrupt, fetching it again: %s",
-                               record.label, record.mp4_id, kind, exc)
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(target)
-        check = (lambda path, kind=kind: verify_file(kind, path)) if verify else None
         try:
-            result = fetcher.fetch(url, target, verify=check)
+            got = _fetch_one(kind, url, paths[kind], record, fetcher, verify)
         except FetchError as exc:
             reasons.append(f"{kind}: {exc.reason} after {exc.attempts} attempt(s)")
-            permanent = permanent or exc.permanent
+            permanent = permanent and exc.permanent
             continue
-        fetched += 1
-        received += result.bytes_received
+        except Exception as exc:  # a bug or an unforeseen error: this item fails, the run goes on
+            logger.exception("%s/%s: unexpected error on the %s", record.label, record.mp4_id, kind)
+            reasons.append(f"{kind}: unexpected {type(exc).__name__}: {exc}")
+            permanent = False
+            continue
+        if got is not None:
+            fetched += 1
+            received += got
     try:
         _ensure_txt(paths["text"], record)
     except OSError as exc:
         reasons.append(f"text: cannot write {paths['text']}: {exc}")
+        permanent = False
     if reasons:
         return ItemResult(record, "failed", "; ".join(reasons), received, permanent)
     return ItemResult(record, "downloaded" if fetched else "skipped", "", received)
+
+
+def _fetch_one(kind: str, url: str, target: str, record: VideoRecord, fetcher: HttpFetcher,
+               verify: bool) -> Optional[int]:
+    """Fetch one file unless a good copy is on disk; the bytes received, or None when skipped."""
+    if os.path.isfile(target) and os.path.getsize(target) > 0:
+        try:
+            if verify:
+                verify_file(kind, target)
+            return None
+        except VerificationError as exc:
+            logger.warning("%s/%s: the %s on disk is corrupt, fetching it again: %s",
+                           record.label, record.mp4_id, kind, exc)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(target)
+    check = (lambda path: verify_file(kind, path)) if verify else None
+    return fetcher.fetch(url, target, verify=check).bytes_received
 
 
 def select_records(
