@@ -285,3 +285,33 @@ def decode_jpeg_frames(encoded: Iterable[bytes], *, name: str = "<frames>") -> n
     if not arrays:
         raise DecodeError(f"{name}: no frames")
     return np.stack(arrays)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedItem:
+    """One item ready to store: JPEG-encoded cover and sampled frames (what preparation writes).
+
+    Attributes:
+      cover: JPEG bytes of the ``size x size`` cover.
+      frames: ``num_frames`` JPEG byte strings of ``size x size`` frames (padded clips repeat the last).
+      num_real: how many of ``frames`` are real.
+      duration_s: the clip's duration in seconds.
+    """
+
+    cover: bytes
+    frames: Tuple[bytes, ...]
+    num_real: int
+    duration_s: float
+
+
+def encode_item(video_path: PathLike, cover_path: PathLike, num_frames: int, size: int,
+                quality: int = DEFAULT_JPEG_QUALITY) -> EncodedItem:
+    """Sample, resize and JPEG-encode one item's clip and cover (runs in preparation worker processes).
+
+    Raises:
+      DecodeError: the clip or the cover cannot be decoded.
+    """
+    clip = sample_clip(video_path, num_frames, size)
+    cover = load_cover(cover_path, size)
+    frames = tuple(encode_jpeg(frame, quality) for frame in clip.frames)
+    return EncodedItem(encode_jpeg(cover, quality), frames, clip.num_real, clip.duration_s)

@@ -27,3 +27,13 @@ def demo_copy(demo_root, tmp_path) -> str:
     target = str(tmp_path / "copy")
     shutil.copytree(demo_root, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def prepared_demo(demo_root, tmp_path_factory) -> str:
+    """The demo dataset prepared once as TFDS ``xinpianchang`` config frames8_size112; its data dir."""
+    from data_interface_for_model.prepare import prepare_dataset
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    prepare_dataset(demo_root, data_dir, num_frames=8, size=112, workers=2, progress=False)
+    return data_dir

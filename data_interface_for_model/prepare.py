@@ -1,0 +1,248 @@
+"""Prepare the ``xinpianchang`` TFDS dataset once from a layout root; every later read uses the shards.
+
+``prepare_dataset(root, data_dir, num_frames=8, size=112)`` builds
+``data_dir/xinpianchang/frames{T}_size{S}/<version>/`` with:
+
+* ``xinpianchang-{split}.array_record-*``: the shards TFDS writes (random access: the numpy/PyTorch path);
+* ``xinpianchang-{split}.tfrecord-*``: the same serialized examples, record for record, as TFRecord files,
+  registered as an alternative file format (TFDS cannot read ArrayRecord into ``tf.data`` without Python
+  in the loop; TFRecord is read by pure TF ops, which TPU input pipelines and ``tf.data`` speed need);
+* ``prepare_report.json``: the arguments, per-split counts and every skipped item with its reason.
+
+A second call with the same arguments finds the report and returns it without rebuilding; a call with
+different split fractions, seed, root or JPEG quality rebuilds that config (``force=True`` always does).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from data_interface_for_model.atomic import atomic_write, temporary_path_for
+from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY
+from data_interface_for_model.splits import SPLIT_NAMES, check_fractions
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "prepare_report.json"
+PathLike = Any
+
+
+@dataclasses.dataclass
+class PrepareReport:
+    """What a preparation produced.
+
+    Attributes:
+      dataset_dir: the version folder holding the shards.
+      config_name: ``frames{T}_size{S}``.
+      num_frames, size: the config.
+      root: the layout root it was built from (absolute).
+      fractions, seed, quality: the build options.
+      found: complete items found in the layout (before decoding).
+      split_counts: examples written per split.
+      skipped: ``{"path", "kind", "message"}`` for every item left out (layout defects, empty briefs,
+        decode errors).
+      seconds: how long the build took (of the original build when reused).
+      reused: ``True`` when this call found a finished build and did nothing.
+    """
+
+    dataset_dir: str
+    config_name: str
+    num_frames: int
+    size: int
+    root: str
+    fractions: List[float]
+    seed: int
+    quality: int
+    found: int
+    split_counts: Dict[str, int]
+    skipped: List[Dict[str, str]]
+    seconds: float
+    reused: bool = False
+
+    @property
+    def num_examples(self) -> int:
+        return sum(self.split_counts.values())
+
+    @property
+    def skipped_by_kind(self) -> Dict[str, int]:
+        return dict(sorted(collections.Counter(s["kind"] for s in self.skipped).items()))
+
+    @property
+    def items_per_second(self) -> float:
+        return self.num_examples / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line: counts per split, skipped items by kind, rate, where."""
+        counts = ", ".join(f"{name} {self.split_counts.get(name, 0)}" for name in SPLIT_NAMES)
+        kinds = ", ".join(f"{k} {n}" for k, n in self.skipped_by_kind.items())
+        skipped = f"skipped {len(self.skipped)}" + (f" ({kinds})" if kinds else "")
+        how = "reused" if self.reused else f"built in {self.seconds:.1f} s ({self.items_per_second:.1f} items/s)"
+        return f"{self.config_name}: {counts}; {skipped}; {how} -> {self.dataset_dir}"
+
+    def matches(self, root: str, fractions: Sequence[float], seed: int, quality: int) -> bool:
+        return (self.root == root and [float(f) for f in fractions] == [float(f) for f in self.fractions]
+                and self.seed == seed and self.quality == quality)
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data.pop("reused")
+        return json.dumps(data, indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PrepareReport":
+        data = json.loads(text)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+def config_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
+    """``data_dir/xinpianchang/frames{T}_size{S}``."""
+    from data_interface_for_model.xinpianchang import NAME, config_name
+
+    return os.path.join(os.fspath(data_dir), NAME, config_name(num_frames, size))
+
+
+def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
+    """The prepared version folder for this config (the highest version); FileNotFoundError if none."""
+    from data_interface_for_model.xinpianchang import Builder
+
+    folder = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
+    if not os.path.isfile(os.path.join(folder, "dataset_info.json")):
+        raise FileNotFoundError(
+            f"no prepared dataset at {folder}: run `python -m data_interface_for_model prepare ROOT "
+            f"--data-dir {os.fspath(data_dir)} --frames {num_frames} --size {size}` first")
+    return folder
+
+
+def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format: Optional[str] = None):
+    """The prepared builder for ``frames{T}_size{S}`` under ``data_dir``, set to read ``file_format``
+    (``"tfrecord"`` for ``tf.data``, ``"array_record"`` for random access; default: as written)."""
+    from data_interface_for_model.xinpianchang import Builder, make_config
+
+    find_dataset_dir(data_dir, num_frames, size)
+    builder = Builder(config=make_config(num_frames, size), data_dir=os.fspath(data_dir))
+    if file_format is not None and builder.info.file_format.value != file_format:
+        available = {f.value for f in builder.info.available_file_formats()}
+        if file_format not in available:
+            raise FileNotFoundError(f"{builder.data_dir} has no {file_format} shards (has {sorted(available)}); "
+                                    "prepare it again with this version of the package")
+        builder.info.set_file_format(file_format, override=True, override_if_initialized=True)
+    return builder
+
+
+def _add_tfrecord_copy(builder) -> None:
+    """Write every ArrayRecord shard again as a TFRecord file and register the alternative format."""
+    import tensorflow as tf
+    from array_record.python import array_record_module
+
+    folder = os.fspath(builder.data_dir)
+    for shard in sorted(glob.glob(os.path.join(folder, "*.array_record-*"))):
+        target = shard.replace(".array_record-", ".tfrecord-")
+        tmp = temporary_path_for(target)
+        reader = array_record_module.ArrayRecordReader(shard)
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                total = reader.num_records()
+                for start in range(0, total, 256):  # bounded memory
+                    for record in reader.read(start, min(total, start + 256)):
+                        writer.write(record)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        finally:
+            reader.close()
+    if "tfrecord" not in {f.value for f in builder.info.alternative_file_formats}:
+        builder.info.add_alternative_file_format("tfrecord")
+    builder.info.write_to_directory(folder)
+
+
+def prepare_dataset(
+    root: PathLike,
+    data_dir: PathLike,
+    num_frames: int = 8,
+    size: int = 112,
+    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    workers: int = 0,
+    *,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    progress: bool = True,
+    force: bool = False,
+) -> PrepareReport:
+    """Build the ``xinpianchang`` dataset, config ``frames{num_frames}_size{size}``, from ``root``.
+
+    Args:
+      root: the layout root (``ROOT/<label>/<mp4_id>/...``).
+      data_dir: the TFDS data dir to write into.
+      num_frames: frames sampled per clip (uniform by timestamp; short clips padded).
+      size: side of the square frames and cover.
+      splits: train / validation / test fractions (stratified by label).
+      seed: split seed.
+      workers: decoding processes (0: one per core; 1: in this process).
+      quality: JPEG quality of the stored pictures.
+      progress: show progress bars.
+      force: rebuild even if a matching build exists.
+
+    Returns:
+      the :class:`PrepareReport` (``reused=True`` when a matching build was found).
+
+    Raises:
+      FileNotFoundError: ``root`` is not a folder.
+      ValueError: bad fractions, or not a single item could be prepared.
+    """
+    import tensorflow_datasets as tfds
+
+    from data_interface_for_model.xinpianchang import BuildOptions, Builder, make_config
+
+    root = os.path.abspath(os.fspath(root))
+    data_dir = os.path.abspath(os.fspath(data_dir))
+    fractions = check_fractions(splits)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"layout root {root!r} is not a folder")
+    config = make_config(num_frames, size)
+    version_dir = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
+    report_path = os.path.join(version_dir, REPORT_NAME)
+    if os.path.isfile(report_path) and not force:
+        with open(report_path, encoding="utf-8") as handle:
+            previous = PrepareReport.from_json(handle.read())
+        if previous.matches(root, fractions, seed, quality):
+            previous.reused = True
+            logger.info("reusing %s", version_dir)
+            return previous
+        logger.warning("%s was built with other arguments: rebuilding it", version_dir)
+    if os.path.isdir(version_dir):
+        shutil.rmtree(version_dir)  # an old, mismatched or unfinished build
+
+    options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress)
+    builder = Builder(config=config, data_dir=data_dir, file_format="array_record", build_options=options)
+    started = time.perf_counter()
+    if not progress:
+        tfds.disable_progress_bar()
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
+    _add_tfrecord_copy(builder)
+    report = PrepareReport(
+        dataset_dir=os.fspath(builder.data_dir),
+        config_name=config.name,
+        num_frames=num_frames,
+        size=size,
+        root=root,
+        fractions=list(fractions),
+        seed=seed,
+        quality=quality,
+        found=builder.num_found,
+        split_counts={name: int(split.num_examples) for name, split in builder.info.splits.items()},
+        skipped=[dataclasses.asdict(s) for s in builder.skipped],
+        seconds=time.perf_counter() - started,
+    )
+    with atomic_write(report_path, "w", encoding="utf-8") as handle:
+        handle.write(report.to_json())
+    return report
