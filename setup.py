@@ -48,7 +48,8 @@ setup(
     extras_require={
         # The CPU build on these machines; an unpinned torch pulls several GB of CUDA packages.
         "torch": ["torch==2.13.0"],
-        "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0"],
+        "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0",
+                 "scikit-image"],  # real photos bundled in the wheel, for the MobileNetV2 port test
     },
     entry_points={"console_scripts": [
         "xinpianchang-train=train_multimodal_baseline_model:main",

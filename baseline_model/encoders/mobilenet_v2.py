@@ -40,7 +40,7 @@ WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 CACHE_FILE = "mobilenet_v2_torchvision_b0353104.weights.h5"
 
 #: torchvision's inverted residual setting: expansion t, output channels c, repeats n, first stride s.
-_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
             (6, 320, 1, 1))
 _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.9  # torch momentum 0.1
@@ -97,7 +97,7 @@ def _torchvision_classifier(input_size: InputSize, name: str) -> keras.Model:
                                    name="imagenet_normalize")(inputs)
     x = _conv_bn_relu(x, 32, 3, 2, "features_0")
     in_ch, index = 32, 1
-    for expand, channels, repeats, stride in _SETTING:
+    for expand, channels, repeats, stride in INVERTED_RESIDUAL_SETTING:
         for r in range(repeats):
             x = _inverted_residual(x, in_ch, channels, stride if r == 0 else 1, expand, index)
             in_ch, index = channels, index + 1
@@ -113,7 +113,7 @@ def _torch_layout() -> List[Tuple[str, str, str]]:
     """(keras layer, torch prefix, kind) for every weighted layer, in torchvision's order."""
     table = [("features_0_conv", "features.0.0", "conv"), ("features_0_bn", "features.0.1", "bn")]
     index = 1
-    for expand, _channels, repeats, _stride in _SETTING:
+    for expand, _channels, repeats, _stride in INVERTED_RESIDUAL_SETTING:
         for _ in range(repeats):
             k, t = f"features_{index}", f"features.{index}.conv"
             if expand == 1:
@@ -234,7 +234,7 @@ def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSiz
         features = full.get_layer("pool").output
     elif pooling == "max":
         features = keras.layers.GlobalMaxPooling2D(name="pool_max")(features)
-    return keras.Model(full.inputs, features, name=name)
+    return keras.Model(full.input, features, name=name)
 
 
 def _keras_applications_encoder(input_size: InputSize, include_top: bool, pooling: Optional[str],

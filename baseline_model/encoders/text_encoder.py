@@ -48,6 +48,11 @@ class MeanPooledTextEncoder(keras.layers.Layer):
         self.normalize = normalize
         self.output_dim = int(backbone.hidden_dim)
 
+    def build(self, input_shape) -> None:
+        # The backbone is built by from_preset/from_config; the preprocessor builds itself on first call,
+        # after its tokenizer's vocabulary is loaded (which is why it defers building).
+        self.built = True
+
     def call(self, texts):
         inputs = self.preprocessor(texts)
         hidden = self.backbone(inputs)["sequence_output"]  # [batch, seq, hidden]

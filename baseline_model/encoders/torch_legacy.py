@@ -63,7 +63,7 @@ class _LazyTensor:
         if flat is None:
             raise LegacyTorchFormatError("a tensor refers to a storage that the file never wrote")
         if not self.size:
-            return flat[self.offset].copy()
+            return np.array(flat[self.offset])  # a 0-d array, like a 0-d tensor
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset:], shape=self.size, strides=tuple(s * itemsize for s in self.stride))
