@@ -1,0 +1,140 @@
+"""Export a trained run as TF Serving SavedModels: query tower + content lookup + top-k index.
+
+Contract (the serving package codes against it)::
+
+    export_run(run_dir, export_base, version=None, indexes=("bruteforce", "scann"), k=10,
+               embeddings=None, max_history=None, scann=None) -> dict[str, str]
+
+writes ``EXPORT_BASE/recommender_bruteforce/<version>/`` and ``EXPORT_BASE/recommender_scann/<version>/``
+(TF Serving layout: a numbered folder holding ``saved_model.pb`` + ``variables/``, plus
+``assets.extra/recommender.json`` describing it) and returns ``{"recommender_bruteforce": path, ...}``.
+``version`` defaults to the next integer after the highest numbered folder under any of the exported model
+names (so the indexes of one export share a version). Each version folder is written under a temporary name
+and renamed into place, so a polling server never sees half a model.
+
+Signatures of every export:
+
+* ``serving_default``: input ``history`` tf.string ``[batch, L]``: item ids of the user's recent items,
+  oldest first; ``""`` is padding (either side) and ids unknown to the catalog are ignored; only the last
+  ``max_history`` (default: the run's, 20) are used, and those are never recommended back. Outputs
+  ``item_ids`` tf.string ``[batch, k]`` and ``scores`` tf.float32 ``[batch, k]`` (best first).
+* ``similar_items``: input ``item_id`` tf.string ``[batch]`` -> the same outputs (item-to-item: the query is
+  a one-item history; the item itself is excluded).
+
+``k`` is fixed at export time (a saved TFRS index cannot change it). If the catalog has fewer than ``k``
+items, ``k`` is the catalog size.
+
+Loading: the BruteForce export uses stock TensorFlow ops only (stock TF Serving runs it;
+``tf.saved_model.load(path)`` works without scann). The ScaNN export holds ScaNN's custom ops
+(``Scann>ScannSearchBatched``...): a Python process must ``import scann`` before ``tf.saved_model.load``,
+and TF Serving needs the ScaNN-enabled build (google/tf-serving-scann).
+
+``embeddings`` (optional) is an item-embedding file whose items are added to (or replace those in) the run's
+catalog: new items are indexed from their content embedding alone, without retraining.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from typing import Dict, Optional, Sequence
+
+import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tensorflow as tf
+
+from data_interface_for_model.atomic import atomic_write
+from data_interface_for_model.embeddings_file import read_embeddings
+from retrieval.indexes import INDEX_KINDS, RecommenderModule, ScannParams
+from retrieval.rundir import Run, load_run
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME_PREFIX = "recommender_"
+_VERSION = re.compile(r"^\d+$")
+
+
+def model_name(kind: str) -> str:
+    """``"bruteforce"`` -> ``"recommender_bruteforce"``."""
+    return MODEL_NAME_PREFIX + kind
+
+
+def next_version(export_base: str, names: Sequence[str]) -> int:
+    """1 + the highest numbered folder under ``export_base/<name>/`` for any of ``names`` (1 if none)."""
+    highest = 0
+    for name in names:
+        folder = os.path.join(export_base, name)
+        if os.path.isdir(folder):
+            for entry in os.listdir(folder):
+                if _VERSION.match(entry) and os.path.isdir(os.path.join(folder, entry)):
+                    highest = max(highest, int(entry))
+    return highest + 1
+
+
+def build_module(run: Run, kind: str, k: int = 10, embeddings: Optional[str] = None,
+                 max_history: Optional[int] = None, scann: Optional[ScannParams] = None) -> RecommenderModule:
+    """The recommender module of a loaded run (catalog: the run's items, plus ``embeddings``' if given)."""
+    module = RecommenderModule(run.model, run.table.ids, run.table.vectors, kind=kind, k=k,
+                               max_history=max_history or run.max_history, scann=scann)
+    if embeddings:
+        extra = read_embeddings(embeddings)
+        if extra.dimension != run.table.dimension:
+            raise ValueError(f"{embeddings}: {extra.dimension}-d embeddings, the run was trained on "
+                             f"{run.table.dimension}-d")
+        module = module.with_items(extra.ids, extra.vectors)
+    return module
+
+
+def save_module(module: RecommenderModule, path: str) -> None:
+    """Save with the ``serving_default`` and ``similar_items`` signatures, atomically (temporary folder, then
+    rename). ``path`` must not exist."""
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists; TF Serving versions are immutable, export a new version")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)  # not numeric: TF Serving ignores it
+    try:
+        module.similar_items(tf.constant([""]))  # trace once (and call the index) before saving
+        module.recommend(tf.constant([[""]]))
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.recommend.get_concrete_function(),
+            "similar_items": module.similar_items.get_concrete_function(),
+        })
+        meta = {"index": module.kind, "k": module.k, "max_history": module.max_history,
+                "items": int(len(module.catalog_ids)), "needs_scann": module.kind == "scann",
+                "signatures": {"serving_default": {"inputs": {"history": "string [batch, L]"},
+                                                   "outputs": {"item_ids": "string [batch, k]",
+                                                               "scores": "float32 [batch, k]"}},
+                               "similar_items": {"inputs": {"item_id": "string [batch]"},
+                                                 "outputs": {"item_ids": "string [batch, k]",
+                                                             "scores": "float32 [batch, k]"}}}}
+        with atomic_write(os.path.join(tmp, "assets.extra", "recommender.json"), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def export_run(run_dir: str, export_base: str, version: Optional[int] = None,
+               indexes: Sequence[str] = INDEX_KINDS, k: int = 10, embeddings: Optional[str] = None,
+               max_history: Optional[int] = None, scann: Optional[ScannParams] = None) -> Dict[str, str]:
+    """Export ``run_dir`` once per index kind; returns model name -> version folder. See the module docstring."""
+    unknown = [kind for kind in indexes if kind not in INDEX_KINDS]
+    if unknown or not indexes:
+        raise ValueError(f"unknown index kinds {unknown} (expected some of {INDEX_KINDS})")
+    run = load_run(run_dir)
+    names = [model_name(kind) for kind in indexes]
+    if version is None:
+        version = next_version(export_base, names)
+    if int(version) < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    written: Dict[str, str] = {}
+    for kind, name in zip(indexes, names):
+        path = os.path.join(export_base, name, str(int(version)))
+        save_module(build_module(run, kind, k, embeddings, max_history, scann), path)
+        logger.info("exported %s to %s", name, path)
+        written[name] = path
+    return written

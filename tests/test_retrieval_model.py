@@ -1,0 +1,208 @@
+"""retrieval: towers, training, evaluation, indexes, export and the CLI, on a tiny synthetic catalog."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import retrieval  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from data_interface_for_model.embeddings_file import write_embeddings
+from retrieval.__main__ import main
+from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
+from tests.test_retrieval_data import synthetic_table
+
+tf = pytest.importorskip("tensorflow")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(embeddings path, interactions path, run dir): 124 items x 16-d, 150 users, 3 epochs."""
+    from retrieval.model import TaskConfig
+    from retrieval.towers import TowerConfig
+    from retrieval.train import TrainConfig, train_run
+
+    folder = tmp_path_factory.mktemp("retrieval")
+    table = synthetic_table(per_label=4, dim=16)
+    emb = str(folder / "emb.npz")
+    write_embeddings(emb, table.ids, table.labels, table.vectors)
+    seqs = simulate_interactions(table, SimulationConfig(users=150, min_length=6, max_length=12, seed=1))
+    seqs["ghost"] = ["99999999", table.ids[0], "88888888"]  # unknown items; then too short
+    inter = str(folder / "inter.csv")
+    write_interactions(inter, seqs)
+    config = TrainConfig(tower=TowerConfig(embedding_dim=16, hidden_dims=(32,)), task=TaskConfig(metric_ks=(10,)),
+                         epochs=3, batch_size=64, max_history=5, cold_fraction=0.1)
+    summary = train_run(emb, inter, str(folder / "run"), config, progress=False)
+    return {"emb": emb, "inter": inter, "run": str(folder / "run"), "summary": summary, "table": table,
+            "folder": folder}
+
+
+def test_towers_have_the_documented_shapes():
+    from retrieval.model import embed_items, embed_queries
+    from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
+
+    ids = ["a", "b", "c"]
+    content = ContentLookup(ids, np.eye(3, 6, dtype=np.float32))
+    config = TowerConfig(embedding_dim=8, hidden_dims=(12,), use_user_id=True)
+    query = QueryTower(config, ["a", "b"], ["u1"])
+    candidate = CandidateTower(config, ["a", "b"])
+    vectors, known = content(tf.constant([["a", "", "zz"]]))
+    assert vectors.shape == (1, 3, 6) and known.numpy().tolist() == [[True, False, False]]
+    q = embed_queries(query, content, tf.constant([["a", "b", ""], ["", "", ""], ["zz", "c", "a"]]),
+                      tf.constant(["u1", "u2", "u1"]))
+    c = embed_items(candidate, content, tf.constant(["a", "c", "new"]))
+    assert q.shape == (3, 8) and c.shape == (3, 8)
+    assert np.allclose(np.linalg.norm(c.numpy(), axis=1), 1, atol=1e-5)
+    assert np.isfinite(q.numpy()).all()  # an all-padding history still gives a finite query
+
+
+def test_a_short_training_lowers_the_loss_and_skips_bad_rows(trained):
+    summary = trained["summary"]
+    with open(os.path.join(trained["run"], "run.json")) as handle:
+        losses = json.load(handle)["history"]["loss"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert summary["skipped_unknown_item_interactions"] == 2 and summary["skipped_short_users"] == 1
+    assert summary["users"] == 150 and summary["cold_items"] == 12
+
+
+def test_evaluation_ranks_all_methods_on_the_same_split(trained):
+    from retrieval.evaluate import evaluate_run
+    from retrieval.rundir import load_run
+
+    run = load_run(trained["run"])
+    result = evaluate_run(run, progress=False)
+    methods = {"two-tower (content + id)", "content-only cosine", "most popular", "id-only two-tower"}
+    assert set(result["all"]) == methods and set(result["cold_start"]) == methods
+    for row in result["all"].values():
+        assert row["users"] == 150
+        assert 0 <= row["HR@10"] <= row["HR@20"] <= row["HR@50"] <= 1
+    # Users are category-focused: content beats popularity, and the trained model beats chance (10/124).
+    assert result["all"]["content-only cosine"]["HR@10"] > result["all"]["most popular"]["HR@10"]
+    assert result["all"]["two-tower (content + id)"]["HR@10"] > 0.15
+    # Cold targets: the two-tower model reaches them through content; the ID-only model cannot tell them apart.
+    cold = result["cold_start"]
+    assert cold["two-tower (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
+
+
+def test_scann_and_bruteforce_agree_on_a_small_index():
+    from retrieval.indexes import build_index
+
+    rng = np.random.default_rng(0)
+    candidates = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = [f"i{n}" for n in range(300)]
+    queries = tf.constant(rng.standard_normal((20, 16)).astype(np.float32))
+    brute_scores, brute_ids = build_index("bruteforce", candidates, ids, 10)(queries)
+    scann_scores, scann_ids = build_index("scann", candidates, ids, 10)(queries)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(brute_ids.numpy(), scann_ids.numpy())])
+    assert overlap >= 0.95
+    assert np.allclose(brute_scores.numpy()[:, 0], scann_scores.numpy()[:, 0], atol=1e-4)
+    with pytest.raises(ValueError, match="unknown index kind"):
+        build_index("annoy", candidates, ids, 10)
+
+
+def test_adding_an_item_makes_it_retrievable(trained):
+    from retrieval.export import build_module
+    from retrieval.model import embed_items, embed_queries
+    from retrieval.rundir import load_run
+
+    run = load_run(trained["run"])
+    module = build_module(run, "bruteforce", k=10)
+    history = [run.split.test[0].history]
+    first = module.query(history)["item_ids"][0]
+    # A new item with the content of the current top item, under an id never seen in training.
+    twin = first[0]
+    vector = run.table.vectors[run.table.ids.tolist().index(twin)]
+    bigger = module.with_items(["77777777"], vector[None, :])
+    assert len(bigger.catalog_ids) == len(module.catalog_ids) + 1
+    out = bigger.query(history)
+    assert "77777777" in out["item_ids"][0].tolist()
+    # Its score is the query tower . candidate tower (content + OOV id) product: indexed from content alone.
+    recent = tf.constant([[""] * (run.max_history - len(history[0][-run.max_history:]))
+                          + list(history[0][-run.max_history:])])
+    q = embed_queries(run.model.query, bigger.content, recent).numpy()[0]
+    c = embed_items(run.model.candidate, bigger.content, tf.constant(["77777777"])).numpy()[0]
+    position = out["item_ids"][0].tolist().index("77777777")
+    assert out["scores"][0][position] == pytest.approx(float(q @ c), abs=1e-4)
+    # History items are never recommended back.
+    assert not set(out["item_ids"][0].tolist()) & set(history[0][-run.max_history:])
+
+
+_LOAD_SCRIPT = """
+import json, sys
+import tensorflow as tf
+
+def ask(path):
+    model = tf.saved_model.load(path)
+    rec = model.signatures["serving_default"](history=tf.constant([[sys.argv[3], sys.argv[4], ""], ["", "", "nope"]]))
+    sim = model.signatures["similar_items"](item_id=tf.constant([sys.argv[3]]))
+    return {"ids": rec["item_ids"].numpy().astype(str).tolist(), "scores": rec["scores"].numpy().tolist(),
+            "similar": sim["item_ids"].numpy().astype(str).tolist(),
+            "inputs": sorted(model.signatures["serving_default"].structured_input_signature[1])}
+
+brute = ask(sys.argv[1])  # stock TF ops only: scann is not imported yet
+brute["scann_loaded"] = "scann" in sys.modules
+import scann  # the ScaNN export needs its custom ops registered first
+print(json.dumps({"brute": brute, "scann": ask(sys.argv[2])}))
+"""
+
+
+def test_export_loads_in_a_fresh_process_and_answers(trained):
+    from retrieval.export import export_run, next_version
+
+    base = str(trained["folder"] / "exports")
+    written = export_run(trained["run"], base, k=5)
+    assert written == {"recommender_bruteforce": os.path.join(base, "recommender_bruteforce", "1"),
+                       "recommender_scann": os.path.join(base, "recommender_scann", "1")}
+    for path in written.values():
+        assert os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(os.path.join(path, "variables"))
+    assert os.listdir(os.path.join(base, "recommender_bruteforce")) == ["1"]  # no leftovers
+    a, b = trained["table"].ids[:2].tolist()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, written["recommender_bruteforce"],
+                           written["recommender_scann"], a, b], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    brute, scann = result["brute"], result["scann"]
+    assert brute["scann_loaded"] is False and brute["inputs"] == ["history"]
+    assert np.asarray(brute["ids"]).shape == (2, 5) and np.asarray(brute["similar"]).shape == (1, 5)
+    assert a not in brute["ids"][0] and b not in brute["ids"][0] and a not in brute["similar"][0]
+    assert brute["scores"][0] == sorted(brute["scores"][0], reverse=True)
+    assert len(set(scann["ids"][0]) & set(brute["ids"][0])) >= 4  # the small ScaNN index searches every leaf
+    # The next export gets the next version, shared by every index kind.
+    os.makedirs(os.path.join(base, "recommender_scann", "7"))
+    os.makedirs(os.path.join(base, "recommender_scann", "not-a-version"))
+    assert next_version(base, ["recommender_bruteforce", "recommender_scann"]) == 8
+    assert next_version(str(trained["folder"] / "none"), ["recommender_bruteforce"]) == 1
+
+
+def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
+    out = str(tmp_path / "sim.tsv")
+    assert main(["make-interactions", "--embeddings", trained["emb"], "--out", out, "--users", "20"]) == 0
+    assert "20 users" in capsys.readouterr().out
+    assert main(["evaluate", "--run", trained["run"], "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "cold start" in printed and "evaluate: two-tower HR@10" in printed
+    assert json.load(open(tmp_path / "m.json"))["all"]["most popular"]["users"] == 150
+    item = trained["table"].ids[3]
+    assert main(["recommend", "--run", trained["run"], "--item", item, "--k", "3"]) == 0
+    assert "recommend: 3 items for items like" in capsys.readouterr().out
+    assert main(["recommend", "--run", trained["run"], "--history", f"{item},nope", "--k", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "ignoring 1 unknown items: nope" in captured.err
+    assert main(["recommend", "--run", trained["run"], "--user", "nobody"]) == 2
+    assert "user 'nobody' is not in the run" in capsys.readouterr().err
+    bad = str(tmp_path / "bad.npz")
+    table = trained["table"]
+    vectors = table.vectors.copy()
+    vectors[5, 2] = np.nan
+    np.savez(bad, ids=table.ids, labels=table.labels, vectors=vectors)
+    assert main(["train", "--embeddings", bad, "--interactions", trained["inter"], "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "NaN" in err and table.ids[5] in err
+    assert not os.path.exists(tmp_path / "r")
