@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
@@ -102,5 +103,11 @@ class Signature:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The informative line of a TensorFlow error (its message ends with the op's own complaint)."""
     text = getattr(exc, "message", None) or str(exc)
-    return text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__
+    lines = [line.strip() for line in text.splitlines()]
+    noise = ("Graph execution error", "Detected at node", "File ", "[[", "Node:", "Traceback")
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    if not useful:
+        return type(exc).__name__
+    return re.sub(r"\s*\[(Op|\[\{\{).*$", "", useful[-1])[:500]

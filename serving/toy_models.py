@@ -2,12 +2,13 @@
 
 * :func:`build_toy_classifier`: the classifier contract on a few string ops (``brief``, ``cover``,
   ``frames`` -> ``probabilities``, ``label``, ``label_id``; ``embed``), plus a ``numeric`` multi-input
-  signature (float32 + int32) and an ``echo`` signature with a ``_bytes`` output;
+  signature (float32 + int32), an ``echo`` signature with a ``_bytes`` output and ``image_size`` (decodes
+  JPEGs: a corrupt one fails in the graph);
 * :func:`build_toy_recommender`: the recommender contract (``history`` -> ``item_ids``, ``scores``;
   ``similar_items``) over a hashed item table;
-* :func:`build_standin_classifier`: the classifier contract with the real work of one: JPEG decode of the
-  cover and every frame, a 4-layer conv net per image, pooling over frames, a dense head (~0.1 GFLOP per
-  image). The benchmark uses it until a real classifier export is given.
+* :func:`build_standin_classifier`: the classifier contract with the image work of the real one: JPEG
+  decode of the cover and every frame, MobileNetV2 (random weights) on each, pooling over frames, a dense
+  head. The benchmark uses it until a real classifier export is given.
 
 Each builder writes ``<model_base>/<name>/<version>/`` under a temporary name and renames it into place.
 """
@@ -76,9 +77,15 @@ def build_toy_classifier(model_base: str, version: int = 1, name: str = "toy_cla
         def echo(self, data):
             return {"data_bytes": data, "length": tf.strings.length(data)}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+        def image_size(self, image):
+            shapes = tf.map_fn(lambda jpeg: tf.shape(tf.io.decode_jpeg(jpeg, channels=3))[:2], image,
+                               fn_output_signature=tf.int32)
+            return {"height": shapes[:, 0], "width": shapes[:, 1]}
+
     module = ToyClassifier()
     return _save(module, {"serving_default": module.classify, "embed": module.embed, "numeric": module.numeric,
-                          "echo": module.echo}, model_base, name, version)
+                          "echo": module.echo, "image_size": module.image_size}, model_base, name, version)
 
 
 def build_toy_recommender(model_base: str, version: int = 1, name: str = "toy_recommender",
@@ -123,44 +130,45 @@ def build_toy_recommender(model_base: str, version: int = 1, name: str = "toy_re
 
 def build_standin_classifier(model_base: str, version: int = 1, name: str = "classifier", num_frames: int = 8,
                              image_size: int = 112, num_classes: int = 31, embedding_dim: int = 256) -> str:
-    """The classifier contract at a real classifier's cost (decode + conv net on cover and frames)."""
+    """The classifier contract at the image cost of the real one.
+
+    In the graph: JPEG decode of the cover and every frame, Keras' MobileNetV2 (the real classifier's image
+    encoder; random weights here) on all of them, mean over frames, a hashed bag of words for the brief,
+    a dense fusion and a 31-way softmax. The real model's MiniLM text encoder is not included.
+    """
+    import keras
     import tensorflow as tf
 
     from data_interface_for_model.categories import LABELS
 
+    keras.utils.set_random_seed(version)
     rng = np.random.default_rng(version)
-    channels = [3, 32, 64, 128, 256]
     labels = list(LABELS)[:num_classes]
+    width = 1280  # MobileNetV2's pooled feature size
 
     def decode(jpeg):
         def real():
             image = tf.io.decode_jpeg(jpeg, channels=3)
-            return tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size, image_size])
+            return tf.image.resize(tf.cast(image, tf.float32) / 127.5 - 1.0, [image_size, image_size])
         return tf.cond(tf.strings.length(jpeg) > 0, real, lambda: tf.zeros([image_size, image_size, 3]))
 
     class StandIn(tf.Module):
         def __init__(self):
             super().__init__()
-            self.kernels = [tf.Variable(rng.normal(0, (2.0 / (9 * a)) ** 0.5, size=(3, 3, a, b)).astype("float32"))
-                            for a, b in zip(channels[:-1], channels[1:])]
+            self.encoder = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), include_top=False,
+                                                          weights=None, pooling="avg")
             self.text = tf.Variable(rng.normal(0, 0.1, size=(1000, 64)).astype("float32"))
-            self.proj = tf.Variable(rng.normal(0, 0.05, size=(2 * channels[-1] + 64, embedding_dim)).astype("float32"))
+            self.proj = tf.Variable(rng.normal(0, 0.02, size=(2 * width + 64, embedding_dim)).astype("float32"))
             self.head = tf.Variable(rng.normal(0, 0.05, size=(embedding_dim, num_classes)).astype("float32"))
             self.labels = tf.constant(labels)
-
-        def conv(self, images):
-            x = images
-            for kernel in self.kernels:
-                x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=2, padding="SAME"))
-            return tf.reduce_mean(x, axis=[1, 2])
 
         def embedding(self, brief, cover, frames):
             batch = tf.shape(frames)[0]
             flat = tf.reshape(frames, [-1])
             images = tf.map_fn(decode, tf.concat([cover, flat], 0), fn_output_signature=tf.float32)
-            pooled = self.conv(images)
+            pooled = self.encoder(images, training=False)
             cover_vec = pooled[:batch]
-            frame_vec = tf.reduce_mean(tf.reshape(pooled[batch:], [batch, -1, channels[-1]]), axis=1)
+            frame_vec = tf.reduce_mean(tf.reshape(pooled[batch:], [batch, -1, width]), axis=1)
             words = tf.strings.to_hash_bucket_fast(tf.strings.split(brief).to_tensor(""), 1000)
             text_vec = tf.reduce_mean(tf.gather(self.text, words), axis=1)
             joint = tf.concat([cover_vec, frame_vec, text_vec], axis=1)

@@ -106,7 +106,7 @@ def test_metadata_routes(http, url, model_base):
     body = http.get(f"{url}/v1/models/toy_classifier/metadata").json()
     assert body["model_spec"]["name"] == "toy_classifier" and body["model_spec"]["version"] == "2"
     sigs = body["metadata"]["signature_def"]["signature_def"]
-    assert {"serving_default", "embed", "numeric", "echo"} <= set(sigs)
+    assert {"serving_default", "embed", "numeric", "echo", "image_size"} <= set(sigs)
     default = sigs["serving_default"]
     assert default["method_name"] == "tensorflow/serving/predict"
     assert default["inputs"]["frames"]["dtype"] == "DT_STRING"
@@ -150,6 +150,21 @@ def test_signature_name_bytes_outputs_and_numeric(http, url, reference):
     assert single.json() == {"predictions": pytest.approx(want["y"].tolist())}  # one output: bare values
     embed = http.post(f"{url}/v1/models/toy_classifier:predict", json={"signature_name": "embed", "instances": _rows()})
     np.testing.assert_allclose(embed.json()["predictions"], _expected(reference, 2, "embed")["embedding"], rtol=1e-6)
+
+
+def test_corrupt_jpeg_fails_alone_in_a_batch(http, url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from data_interface_for_model.decoding import encode_jpeg
+
+    good = B64(encode_jpeg(np.zeros((6, 10, 3), np.uint8)))
+    bodies = [{"signature_name": "image_size", "instances": [good if i != 3 else B64(b"\xff\xd8 truncated")]}
+              for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:  # concurrent: merged into batches by the server
+        answers = list(pool.map(lambda b: requests.post(f"{url}/v1/models/toy_classifier:predict", json=b), bodies))
+    assert [a.status_code for a in answers] == [200] * 3 + [400] + [200] * 4
+    assert answers[0].json() == {"predictions": [{"height": 6, "width": 10}]}
+    assert "image_size" in answers[3].json()["error"] and "jpeg" in answers[3].json()["error"].lower()
 
 
 def test_single_input_bare_values(http, url, reference):
