@@ -129,7 +129,8 @@ def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format:
     find_dataset_dir(data_dir, num_frames, size)
     builder = Builder(config=make_config(num_frames, size), data_dir=os.fspath(data_dir))
     if file_format is not None and builder.info.file_format.value != file_format:
-        available = {f.value for f in builder.info.available_file_formats()}
+        # (DatasetInfo restores alternative formats into its proto only, not into `alternative_file_formats`)
+        available = {builder.info.file_format.value, *builder.info.as_proto.alternative_file_formats}
         if file_format not in available:
             raise FileNotFoundError(f"{builder.data_dir} has no {file_format} shards (has {sorted(available)}); "
                                     "prepare it again with this version of the package")
@@ -160,7 +161,7 @@ def _add_tfrecord_copy(builder) -> None:
             raise
         finally:
             reader.close()
-    if "tfrecord" not in {f.value for f in builder.info.alternative_file_formats}:
+    if "tfrecord" not in builder.info.as_proto.alternative_file_formats:
         builder.info.add_alternative_file_format("tfrecord")
     builder.info.write_to_directory(folder)
 
