@@ -89,12 +89,25 @@ def build_toy_classifier(model_base: str, version: int = 1, name: str = "toy_cla
 
 
 def build_toy_recommender(model_base: str, version: int = 1, name: str = "toy_recommender",
-                          num_items: int = 50, dim: int = 8, k: int = 5) -> str:
-    """Items ``item000``.. with random embeddings; a history scores by its mean embedding (padding "")."""
+                          num_items: int = 50, dim: int = 8, k: int = 5, scann: bool = False) -> str:
+    """Items ``item000``.. with random embeddings; a history scores by its mean embedding (padding "").
+
+    With ``scann``, the top-k comes from a TFRS ScaNN index (custom ``Scann>`` ops: loading the SavedModel
+    needs ``import scann`` first), as the real ``recommender_scann`` export.
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(100 + version)
     ids = [f"item{i:03d}" for i in range(num_items)]
+    index = None
+    if scann:
+        import tensorflow_recommenders as tfrs
+
+        vectors = tf.constant(np.random.default_rng(100 + version).normal(size=(num_items, dim)).astype("float32"))
+        index = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=4, num_leaves_to_search=4,
+                                                   num_reordering_candidates=num_items)
+        index.index(vectors, tf.constant(ids))
+        index(vectors[:1])  # a TFRS index must be called once before saving
 
     class ToyRecommender(tf.Module):
         def __init__(self):
@@ -103,8 +116,12 @@ def build_toy_recommender(model_base: str, version: int = 1, name: str = "toy_re
             self.table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(self.ids, tf.range(num_items, dtype=tf.int64)), default_value=-1)
             self.emb = tf.Variable(rng.normal(size=(num_items, dim)).astype("float32"))
+            self.index = index
 
         def _top(self, query):
+            if self.index is not None:
+                scores, item_ids = self.index(query)
+                return {"item_ids": item_ids, "scores": scores}
             scores = tf.matmul(query, self.emb, transpose_b=True)
             top = tf.math.top_k(scores, k=k)
             return {"item_ids": tf.gather(self.ids, top.indices), "scores": top.values}

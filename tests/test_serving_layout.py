@@ -201,15 +201,21 @@ def test_json_errors(body, words):
     assert err.value.code == "INVALID_ARGUMENT" and words in err.value.message
 
 
-def test_serve_cli_end_to_end(tmp_path):
-    """``python -m serving serve`` in its own process: starts, answers, stops cleanly on SIGINT."""
+def test_serve_cli_end_to_end_with_a_scann_index(tmp_path):
+    """``python -m serving serve`` in a fresh process: loads a ScaNN index (custom ops: the server imports
+    scann first), answers like the model loaded in-process, writes the access log, stops on SIGINT."""
     import requests
+    import tensorflow as tf
 
+    from serving.client import RestClient, recommend, similar_items
     from serving.toy_models import build_toy_recommender
 
-    build_toy_recommender(str(tmp_path), name="recommender_bruteforce")
-    process = subprocess.Popen([sys.executable, "-m", "serving", "serve", "--model-base", str(tmp_path),
-                                "--rest-port", "0", "--grpc-port", "0", "--enable-batching", "--access-log", ""],
+    path = build_toy_recommender(str(tmp_path / "models"), name="recommender_scann", scann=True)
+    assert export_module.uses_scann_ops(path)
+    want = tf.saved_model.load(path).signatures["similar_items"](item_id=tf.constant(["item004"]))
+    log = tmp_path / "access.log"
+    process = subprocess.Popen([sys.executable, "-m", "serving", "serve", "--model-base", str(tmp_path / "models"),
+                                "--rest-port", "0", "--grpc-port", "0", "--enable-batching", "--access-log", str(log)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = None
@@ -219,10 +225,17 @@ def test_serve_cli_end_to_end(tmp_path):
                 port = int(match.group(1))
                 break
         assert port, process.stderr.read()
-        from serving.client import RestClient, recommend
-        assert len(recommend(RestClient(f"http://127.0.0.1:{port}"), ["item001"], "recommender_bruteforce")) == 5
+        client = RestClient(f"http://127.0.0.1:{port}")
+        got = similar_items(client, "item004", model="recommender_scann")
+        assert [i for i, _ in got] == [i.decode() for i in want["item_ids"].numpy()[0]]
+        np.testing.assert_allclose([s for _, s in got], want["scores"].numpy()[0], rtol=1e-5)
+        assert len(recommend(client, ["item001", "item002"], "recommender_scann")) == 5
+        assert requests.get(f"http://127.0.0.1:{port}/v1/models/nope").status_code == 404
     finally:
         process.send_signal(2)
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "server stopped" in out
+    lines = log.read_text().splitlines()
+    assert any('"POST /v1/models/recommender_scann:predict" 200' in line for line in lines)
+    assert any('"GET /v1/models/nope" 404' in line for line in lines)
