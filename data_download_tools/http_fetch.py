@@ -29,7 +29,6 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from data_interface_for_model.atomic import atomic_write
 from data_download_tools.verify import VerificationError
 
 logger = logging.getLogger(__name__)
@@ -292,8 +291,8 @@ class HttpFetcher:
             total, mode, resumed, offset = body_length, "wb", False, 0
             state = {"url": url, "etag": response.headers.get("ETag"),
                      "last_modified": response.headers.get("Last-Modified")}
-            try:
-                with atomic_write(meta, "w", encoding="utf-8") as handle:
+            try:  # a plain write: a torn sidecar (a kill right here) fails to parse and the .part starts over
+                with open(meta, "w", encoding="utf-8") as handle:
                     json.dump(state, handle)
             except OSError as exc:
                 raise _Permanent(f"cannot write {meta}: {exc}") from None

@@ -16,7 +16,7 @@ from data_download_tools.__main__ import main
 from data_download_tools.bounded import bounded_map
 from data_download_tools.demo import DEFAULT_BASE_URL
 from data_download_tools.download import DownloadConfig, download
-from data_download_tools.http_fetch import FetchConfig, FetchError, HttpFetcher
+from data_download_tools.http_fetch import FetchConfig, FetchError, HostLimiter, HttpFetcher
 from data_interface_for_model import INFO_FILE_NAME, LayoutReader, iter_info_file, read_info_file, read_item_txt
 from data_interface_for_model.layout import item_paths
 from tests.fault_server import Fault, FaultServer
@@ -161,6 +161,37 @@ def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
         assert len(set(waits)) > 1  # jitter
     assert fetcher.backoff(1, retry_after=7) == 7
     assert fetcher.backoff(1, retry_after=500) == 10.0
+
+
+def test_status_codes_are_sorted_into_permanent_and_retried(demo_root, server, tmp_path):
+    (record,) = demo_records(demo_root, 1)
+    url = record.video_url.replace(DEFAULT_BASE_URL, server.base_url)
+    path = rel(record, ".mp4")
+    sleeps = []
+    fetcher = HttpFetcher(FetchConfig(timeout_s=0.5, retries=3, backoff_s=0.01, backoff_max_s=0.5),
+                          sleep=sleeps.append)
+    for status in (410, 403):
+        server.faults[path] = Fault(status=status)
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(url, str(tmp_path / "clip.mp4"))
+        assert caught.value.permanent and caught.value.attempts == 1 and f"HTTP {status}" in caught.value.reason
+    assert sleeps == []
+    server.faults[path] = Fault(fail_times=2, fail_status=429, retry_after=3)
+    result = fetcher.fetch(url, str(tmp_path / "clip.mp4"))
+    assert result.attempts == 3 and sleeps == [0.5, 0.5]  # Retry-After: 3, capped by backoff_max_s
+    assert read_bytes(tmp_path / "clip.mp4") == read_bytes(os.path.join(demo_root, path))
+    with pytest.raises(FetchError, match="unsupported URL scheme"):
+        fetcher.fetch("file:///etc/passwd", str(tmp_path / "x"))
+
+
+def test_the_host_limiter_spaces_request_starts_per_host():
+    now = [100.0]
+    waits = []
+    limiter = HostLimiter(max_per_host=4, delay_s=2.0, clock=lambda: now[0], sleep=waits.append)
+    for host in ("a", "a", "a", "b"):
+        with limiter.slot(host):
+            pass
+    assert waits == [2.0, 4.0]  # the 2nd and 3rd start on host a wait their turn; host b does not
 
 
 def test_the_per_host_limit_caps_concurrent_requests(demo_root, tmp_path):
