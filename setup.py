@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "tqdm",
     "matplotlib",
     "grpcio",
+    "requests",  # data_download_tools.http_fetch
 ]
 
 setup(
