@@ -20,6 +20,7 @@ from baseline_model.encoders import (CACHE_ENV, MeanPooledTextEncoder, OfflineWe
                                      build_text_encoder, cache_dir, convert_offline_weights, encoder_blocks,
                                      freeze_top_layers, offline_weights_path, resolve_text_preset)
 from baseline_model.encoders import mobilenet_v2
+from baseline_model.encoders.weights_cache import cached_file
 from baseline_model.encoders.torch_legacy import LegacyTorchFormatError, load_legacy_state_dict
 
 #: ImageNet classes: tabby, tiger cat, Persian, Siamese, Egyptian cat; espresso, cup, coffee mug.
@@ -173,38 +174,47 @@ def test_offline_mobilenet_matches_torch_reference(mobilenet_cache, photos, size
 
 def test_image_encoder_outputs(mobilenet_cache):
     images = np.random.default_rng(1).random((2, 112, 112, 3), dtype=np.float32)
-    maps = build_image_encoder("offline", input_size=112, pooling=None, cache_dir=mobilenet_cache)(images)
+    dynamic = build_image_encoder("offline", input_size=None, pooling=None, cache_dir=mobilenet_cache)
+    maps = dynamic(images)
     assert maps.shape == (2, 4, 4, 1280) and maps.dtype == "float32"
     assert np.isfinite(maps).all() and np.std(maps) > 0.01  # pretrained features, not a constant
+    assert dynamic(images[:, :65, :97]).shape == (2, 3, 4, 1280)  # torchvision: ceil(size / 32)
     for pooling, reduce in (("avg", np.mean), ("max", np.max)):
         model = build_image_encoder("offline", input_size=112, pooling=pooling, cache_dir=mobilenet_cache)
         assert model.output_shape == (None, 1280)
         np.testing.assert_allclose(model(images), reduce(maps, axis=(1, 2)), rtol=1e-4, atol=1e-4)
-    dynamic = build_image_encoder("offline", input_size=None, cache_dir=mobilenet_cache)
-    assert dynamic(images[:, :64, :80]).shape == (2, 1280)
+    with pytest.raises(ValueError, match="pooling"):
+        build_image_encoder("offline", pooling="sum", cache_dir=mobilenet_cache)
 
 
 def test_cache_is_reused_and_env_override(mobilenet_cache, monkeypatch, tmp_path):
     cached = os.path.join(mobilenet_cache, mobilenet_v2.CACHE_FILE)
     before = os.stat(cached).st_mtime_ns
-    build_image_encoder("offline", input_size=64, cache_dir=mobilenet_cache)
+
+    def must_not_convert(target):
+        raise AssertionError(f"converted again into {target}")
+
+    monkeypatch.setattr(mobilenet_v2, "convert_offline_weights", must_not_convert)
+    assert mobilenet_v2.converted_weights_path(mobilenet_cache) == cached
     assert os.stat(cached).st_mtime_ns == before
-    assert not [f for f in os.listdir(mobilenet_cache) if f != mobilenet_v2.CACHE_FILE]  # no temporaries
+    assert os.listdir(mobilenet_cache) == [mobilenet_v2.CACHE_FILE]  # no temporaries left behind
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "from_env"))
     assert cache_dir() == str(tmp_path / "from_env")
+    assert cached_file("w.weights.h5") == str(tmp_path / "from_env" / "w.weights.h5")
+    with pytest.raises(ValueError):
+        cached_file("../escape.h5")
     assert cache_dir(tmp_path / "argument") == str(tmp_path / "argument")  # the argument wins
 
 
-def test_damaged_cache_is_converted_again(mobilenet_cache, tmp_path, caplog):
+def test_damaged_cache_is_converted_again(imagenet_classifier, photos, tmp_path, caplog):
     folder = tmp_path / "cache"
     folder.mkdir()
     (folder / mobilenet_v2.CACHE_FILE).write_bytes(b"not an h5 file")
-    images = np.random.default_rng(2).random((1, 64, 64, 3), dtype=np.float32)
     with caplog.at_level(logging.WARNING):
-        model = build_image_encoder("offline", input_size=64, cache_dir=str(folder))
+        model = build_image_encoder("offline", input_size=224, include_top=True, cache_dir=str(folder))
     assert "converting again" in caplog.text
-    good = build_image_encoder("offline", input_size=64, cache_dir=mobilenet_cache)
-    np.testing.assert_allclose(model(images), good(images), atol=1e-5)
+    image = photos["coffee"][None]
+    np.testing.assert_allclose(model(image), imagenet_classifier(image), atol=1e-4)
 
 
 def test_missing_weight_wheels_raise_clear_errors(monkeypatch):
@@ -281,11 +291,11 @@ def test_minilm_truncates_long_text(minilm):
 
 def test_text_encoder_keras_round_trip_and_freeze(tmp_path):
     model = _tiny_text_encoder()
-    texts = np.array(["a dog on the beach", ""], dtype=object)
+    texts = ["a dog on the beach", ""]
     path = str(tmp_path / "tiny.keras")
     model.save(path)
-    np.testing.assert_allclose(keras.models.load_model(path).predict(texts, verbose=0),
-                               model.predict(texts, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(keras.models.load_model(path)(tf.constant(texts)), model(tf.constant(texts)),
+                               atol=1e-6)
     (backbone_name, blocks), = encoder_blocks(model).items()
     assert len(blocks) == 3 and blocks[0][0].name == "token_embedding"
     assert freeze_top_layers(model, 1) == {backbone_name: 1}
