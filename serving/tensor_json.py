@@ -77,7 +77,10 @@ def _shape_and_leaves(value: Any, name: str) -> Tuple[Tuple[int, ...], List[Any]
 
 def to_array(value: Any, info: TensorInfo, name: str) -> np.ndarray:
     """A JSON value -> numpy array of the input's dtype (bytes objects for strings); checks dtypes, not shape."""
-    shape, leaves = _shape_and_leaves(value, name)
+    try:
+        shape, leaves = _shape_and_leaves(value, name)
+    except RecursionError:
+        raise invalid(f"input '{name}' is nested too deeply") from None
     if info.dtype == "string":
         out = np.empty(len(leaves), dtype=object)
         for i, leaf in enumerate(leaves):
