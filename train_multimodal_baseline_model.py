@@ -13,6 +13,8 @@ import os
 import sys
 from typing import List, Optional
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not our messages
+
 DEFAULT_DATA_ROOT = os.path.join("data", "demo")
 
 
@@ -88,6 +90,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # deprecation notices from inside TF/TFDS are not actionable for users
+        for noisy in ("absl", "tensorflow"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
     try:
@@ -107,7 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: --data-root {args.data_root!r} is not a folder", file=sys.stderr)
         return 2
     prepared = data_lib.prepare(train_config, model_config)
-    print(f"prepared: {prepared}")
+    print(f"prepared {prepared.summary()}")
 
     from baseline_model.evaluate import evaluate_run
     from baseline_model.export import export_run

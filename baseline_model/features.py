@@ -26,7 +26,7 @@ def cache_key(config: ModelConfig, data_dir: str) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def compute_features(extractor: tf.keras.Model | object, dataset: tf.data.Dataset,
+def compute_features(extractor, dataset: tf.data.Dataset,
                      progress: Optional[callable] = None) -> Dict[str, np.ndarray]:
     """Run the feature extractor over ``({"text","cover","frames"[,"id"]}, label)`` batches.
 
@@ -35,7 +35,7 @@ def compute_features(extractor: tf.keras.Model | object, dataset: tf.data.Datase
     """
     chunks: Dict[str, list] = {}
     for features, labels in dataset:
-        outputs = extractor({k: features[k] for k in ("text", "cover", "frames")}, training=False)
+        outputs = extractor.predict_on_batch({k: features[k] for k in ("text", "cover", "frames")})
         for key in FEATURE_KEYS:
             chunks.setdefault(key, []).append(np.asarray(outputs[key]))
         chunks.setdefault("label", []).append(labels.numpy())

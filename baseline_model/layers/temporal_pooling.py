@@ -40,3 +40,32 @@ class AttentionPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="xinpianchang")
+class FrameEncoder(keras.layers.Layer):
+    """Apply an image encoder to every frame: ``[B, T, H, W, 3]`` -> ``[B, T, D]``.
+
+    One batched call over ``B*T`` images (Keras 3's ``TimeDistributed`` loops over time steps instead).
+    """
+
+    def __init__(self, image_encoder: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.image_encoder = image_encoder
+
+    def call(self, frames):
+        shape = ops.shape(frames)
+        flat = ops.reshape(frames, (-1,) + tuple(frames.shape[2:]))
+        encoded = self.image_encoder(flat)
+        return ops.reshape(encoded, (shape[0], shape[1], encoded.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2]) + (self.image_encoder.output.shape[-1],)
+
+    def get_config(self):
+        return {**super().get_config(), "image_encoder": keras.saving.serialize_keras_object(self.image_encoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
+        return cls(**config)

@@ -12,7 +12,7 @@ from typing import Tuple
 import keras
 
 from baseline_model.config import ModelConfig
-from baseline_model.layers import ModalityPresence
+from baseline_model.layers import FrameEncoder, ModalityPresence
 from baseline_model.models.fusion_head import build_fusion_head
 
 
@@ -57,7 +57,7 @@ def encode_raw_inputs(encoders: Encoders, config: ModelConfig):
     features = {
         "text_features": encoders.text(inputs["text"]),
         "cover_features": encoders.image(inputs["cover"]),
-        "frame_features": keras.layers.TimeDistributed(encoders.image, name="frame_encoder")(inputs["frames"]),
+        "frame_features": FrameEncoder(encoders.image, name="frame_encoder")(inputs["frames"]),
         "presence": presence,
         "frame_mask": frame_mask,
     }

@@ -1,0 +1,73 @@
+"""The main command end to end on the small demo dataset: prepare, train, evaluate, embed."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+import train_multimodal_baseline_model as main_job  # noqa: E402
+from baseline_model.__main__ import main as baseline_cli  # noqa: E402
+from data_interface_for_model.embeddings_file import read_embeddings  # noqa: E402
+
+TINY = ["--frames", "2", "--image-size", "32", "--batch-size", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def _check_report(run_dir, kind):
+    with open(os.path.join(run_dir, "report.json")) as handle:
+        report = json.load(handle)
+    assert report["model"] == kind and report["split"] == "test" and report["examples"] > 0
+    for key in ("accuracy", "top5_accuracy", "macro_f1"):
+        assert 0.0 <= report[key] <= 1.0
+    for condition in ("text_only", "cover_only", "video_only"):
+        assert set(report[condition]) == {"accuracy", "top5_accuracy", "macro_f1"}
+    assert len(report["per_class"]) == 31 and len(report["confusion_matrix"]) == 31
+    assert os.path.getsize(report["confusion_matrix_png"]) > 1000
+    return report
+
+
+def test_seed_baseline_trains_evaluates_and_embeds(demo_root, data_dir, tmp_path, capsys):
+    run_dir = str(tmp_path / "seed_run")
+    rc = main_job.main(["--data-root", demo_root, "--data-dir", data_dir, "--output", run_dir, "--model",
+                        "seed_baseline", "--epochs", "2", "--no-export", *TINY])
+    assert rc == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert os.path.isfile(os.path.join(run_dir, "model.keras"))
+    assert os.path.isdir(os.path.join(run_dir, "logs"))
+    _check_report(run_dir, "seed_baseline")
+
+    out_json = str(tmp_path / "val.json")
+    assert baseline_cli(["evaluate", "--run", run_dir, "--split", "validation", "--json", out_json]) == 0
+    with open(out_json) as handle:
+        assert json.load(handle)["split"] == "validation"
+
+    embeddings = str(tmp_path / "items.npz")
+    assert baseline_cli(["embed", "--run", run_dir, "--data-root", demo_root, "--out", embeddings]) == 0
+    table = read_embeddings(embeddings)
+    assert len(table) == 62 and table.dimension == 100 and len(set(table.labels.tolist())) == 31
+
+
+def test_pretrained_trains_on_cached_features(demo_root, data_dir, tmp_path):
+    run_dir = str(tmp_path / "pre_run")
+    rc = main_job.main(["--data-root", demo_root, "--data-dir", data_dir, "--output", run_dir, "--epochs", "3",
+                        "--no-export", *TINY])
+    assert rc == 0
+    report = _check_report(run_dir, "pretrained")
+    caches = [f for _, _, files in os.walk(os.path.join(data_dir, "feature_cache")) for f in files]
+    assert sorted(caches) == ["test.npz", "train.npz", "validation.npz"]
+    with open(os.path.join(run_dir, "run_config.json")) as handle:
+        assert json.load(handle)["model"]["embedding_dim"] == 256
+    assert report["examples"] > 0
+
+
+def test_bad_arguments_fail_cleanly(tmp_path, capsys):
+    assert main_job.main(["--data-root", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert baseline_cli(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "run_config.json" in capsys.readouterr().err
