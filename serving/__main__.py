@@ -15,9 +15,9 @@ from data_interface_for_model.cli_util import add_common_arguments, configure_lo
 def _add_batching_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("batching (as TF Serving's --enable_batching / BatchingParameters)")
     group.add_argument("--enable-batching", action="store_true", help="merge concurrent requests into batches")
-    group.add_argument("--max-batch-size", type=int, default=32, help="rows per batch (default 32)")
-    group.add_argument("--batch-timeout-micros", type=int, default=5000,
-                       help="longest wait for a batch to fill, from its first request (default 5000)")
+    group.add_argument("--max-batch-size", type=int, default=8, help="rows per batch (default 8; small suits CPUs)")
+    group.add_argument("--batch-timeout-micros", type=int, default=2000,
+                       help="longest wait for a batch to fill, from its first request (default 2000)")
     group.add_argument("--num-batch-threads", type=int, default=2, help="batches run in parallel (default 2)")
     group.add_argument("--max-enqueued-batches", type=int, default=64,
                        help="queue limit in batches; beyond it requests get 503 / UNAVAILABLE (default 64)")

@@ -29,8 +29,8 @@ Arrays = Dict[str, np.ndarray]
 class BatchingConfig:
     """TF Serving's BatchingParameters (the ones that apply to one process)."""
 
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 5000
+    max_batch_size: int = 8
+    batch_timeout_micros: int = 2000
     num_batch_threads: int = 2
     max_enqueued_batches: int = 64
 
