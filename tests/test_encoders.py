@@ -249,6 +249,7 @@ def test_imagenet_option_uses_keras_applications(monkeypatch):
 
 def test_freeze_top_layers_image_encoder(mobilenet_cache):
     model = build_image_encoder("offline", input_size=32, cache_dir=mobilenet_cache)
+    assert not model.trainable_weights  # frozen by default
     assert len(encoder_blocks(model)[model.name]) == 19
     assert freeze_top_layers(model, 0) == {model.name: 0} and not model.trainable_weights
     assert freeze_top_layers(model, 2) == {model.name: 2}
@@ -298,6 +299,8 @@ def test_text_encoder_keras_round_trip_and_freeze(tmp_path):
                                atol=1e-6)
     (backbone_name, blocks), = encoder_blocks(model).items()
     assert len(blocks) == 3 and blocks[0][0].name == "token_embedding"
+    model.get_layer("tiny_text").normalize = True
+    np.testing.assert_allclose(np.linalg.norm(model(tf.constant(texts)), axis=-1), 1.0, rtol=1e-5)
     assert freeze_top_layers(model, 1) == {backbone_name: 1}
     assert model.trainable_weights and all(w.path.startswith("transformer_layer_1/")
                                            for w in model.trainable_weights)

