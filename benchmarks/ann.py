@@ -53,8 +53,9 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.6) -> np.ndarray:
-    """n unit vectors from a mixture of ``clusters`` Gaussian blobs; float32 [n, dim]."""
+def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 1.0) -> np.ndarray:
+    """n unit vectors from a mixture of ``clusters`` Gaussian blobs (unit centres, noise of norm about
+    ``spread``); float32 [n, dim]."""
     rng = np.random.default_rng(seed)
     centers = unit(np.random.default_rng(12345).standard_normal((clusters, dim)).astype(np.float32))
     out = np.empty((n, dim), np.float32)
@@ -333,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sizes", default="100000", help="comma-separated database sizes, e.g. 100000,1000000")
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--spread", type=float, default=1.0, help="cluster noise norm (centres have norm 1)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--passes", type=int, default=3, help="timing passes (the median is reported)")
@@ -358,8 +360,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     for n in [int(s) for s in args.sizes.split(",") if s.strip()]:
         start = time.perf_counter()
-        db = clustered(n, args.dim, args.clusters, seed=1)
-        queries = clustered(args.queries, args.dim, args.clusters, seed=2)
+        db = clustered(n, args.dim, args.clusters, seed=1, spread=args.spread)
+        queries = clustered(args.queries, args.dim, args.clusters, seed=2, spread=args.spread)
         truth = exact_topk(db, queries, args.k)
         print(f"\n[{n:,}] data + ground truth in {time.perf_counter() - start:.1f}s", flush=True)
         rows = numpy_rows(db, queries, truth, args.k, args)

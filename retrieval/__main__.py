@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", required=True, help="item embeddings (.parquet or .npz)")
     p.add_argument("--interactions", required=True, help="pairs (.tsv/.txt), .csv or .parquet")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=0.02)
     p.add_argument("--embedding-dim", type=int, default=64)

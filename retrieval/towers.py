@@ -9,6 +9,9 @@
   optional user id ``[B]`` -> ``[B, E]``: item encodings pooled two ways (masked mean and recency-weighted
   mean) -> Dense, plus the optional user-id embedding, L2-normalised.
 * :class:`CandidateTower`: (item id ``[B]``, content ``[B, D]``) -> ``[B, E]``, L2-normalised.
+
+With ``content_skip`` both towers also append the unit content (the query: the mean of its history's, times
+a learned weight) before the final normalisation: ``[B, E + D]``.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ class TowerConfig:
       id_dropout: training-time probability of replacing an item id by the OOV bucket, so the OOV vector
         learns to stand for "an item known only by content".
       recency_decay: weight ratio between consecutive history positions in the recency-weighted pooling.
+      content_skip: append the raw (unit) content to both towers' outputs (the query's is the mean of its
+        history's, scaled by a learned weight), so the model starts from content-only cosine similarity
+        and learns what to add; the output size is then E + D.
     """
 
     embedding_dim: int = 64
@@ -42,6 +48,7 @@ class TowerConfig:
     use_user_id: bool = False
     id_dropout: float = 0.1
     recency_decay: float = 0.7
+    content_skip: bool = True
 
     def __post_init__(self) -> None:
         if not (self.use_content or self.use_item_id):
@@ -144,6 +151,7 @@ class QueryTower(tf.keras.Model):
             self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, user_vocabulary)),
                                                             num_oov_indices=1, mask_token=None)
             self.user_embedding = tf.keras.layers.Embedding(len(user_vocabulary) + 1, config.embedding_dim)
+        self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
         mask = tf.cast(inputs["history_mask"], tf.float32)
@@ -155,6 +163,11 @@ class QueryTower(tf.keras.Model):
         query = self.project(pooled)
         if self.user_embedding is not None and "user_id" in inputs:
             query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))
+        query = tf.math.l2_normalize(query, axis=-1)
+        if self.config.content_skip and self.config.use_content:
+            unit = tf.math.l2_normalize(inputs["history_content"], axis=-1)
+            skip = tf.math.l2_normalize(tf.einsum("bl,bld->bd", mean_w, unit), axis=-1)
+            query = tf.concat([query, self.skip_weight * skip], axis=-1)
         return tf.math.l2_normalize(query, axis=-1)
 
 
@@ -163,7 +176,11 @@ class CandidateTower(tf.keras.Model):
 
     def __init__(self, config: TowerConfig, item_vocabulary: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
+        self.config = config
         self.items = ItemEncoder(config, item_vocabulary)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        return tf.math.l2_normalize(self.items(inputs["item_id"], inputs["content"], training=training), axis=-1)
+        out = tf.math.l2_normalize(self.items(inputs["item_id"], inputs["content"], training=training), axis=-1)
+        if self.config.content_skip and self.config.use_content:
+            out = tf.concat([out, tf.math.l2_normalize(inputs["content"], axis=-1)], axis=-1)
+        return tf.math.l2_normalize(out, axis=-1)

@@ -46,7 +46,7 @@ class TrainConfig:
 
     tower: TowerConfig = TowerConfig()
     task: TaskConfig = TaskConfig()
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 0.02
     max_history: int = 20

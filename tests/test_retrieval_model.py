@@ -56,9 +56,13 @@ def test_towers_have_the_documented_shapes():
     q = embed_queries(query, content, tf.constant([["a", "b", ""], ["", "", ""], ["zz", "c", "a"]]),
                       tf.constant(["u1", "u2", "u1"]))
     c = embed_items(candidate, content, tf.constant(["a", "c", "new"]))
-    assert q.shape == (3, 8) and c.shape == (3, 8)
+    assert q.shape == (3, 8 + 6) and c.shape == (3, 8 + 6)  # E + D with the content skip
     assert np.allclose(np.linalg.norm(c.numpy(), axis=1), 1, atol=1e-5)
     assert np.isfinite(q.numpy()).all()  # an all-padding history still gives a finite query
+    plain = TowerConfig(embedding_dim=8, hidden_dims=(), content_skip=False)
+    q2 = embed_queries(QueryTower(plain, ["a"]), content, tf.constant([["a", ""]]))
+    c2 = embed_items(CandidateTower(plain, ["a"]), content, tf.constant(["a", "b"]))
+    assert q2.shape == (1, 8) and c2.shape == (2, 8)
 
 
 def test_a_short_training_lowers_the_loss_and_skips_bad_rows(trained):
