@@ -38,3 +38,19 @@ __all__ = [
     "parse_item_text", "read_info_file", "read_item_txt", "validate_label", "validate_mp4_id",
     "write_info_file", "write_item_txt",
 ]
+
+#: The original repository's public functions (see ``compat``), imported on first use so that importing
+#: this package still needs neither TensorFlow nor PyAV.
+_COMPAT_NAMES = frozenset({
+    "multimodal_data_path_generator", "get_multimodal_data_path_list", "multimodal_encode_data_generator",
+    "multimodal_tensorflow_dataset", "multimodel_numpy_data_interface", "multimodal_numpy_data_interface",
+    "video_label_to_id",
+})
+
+
+def __getattr__(name: str):
+    if name in _COMPAT_NAMES:
+        from data_interface_for_model import compat
+
+        return getattr(compat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,10 +15,12 @@ different split fractions, seed, root or JPEG quality rebuilds that config (``fo
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import glob
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import time
@@ -178,6 +180,7 @@ def prepare_dataset(
     quality: int = DEFAULT_JPEG_QUALITY,
     progress: bool = True,
     force: bool = False,
+    isolate: bool = True,
 ) -> PrepareReport:
     """Build the ``xinpianchang`` dataset, config ``frames{num_frames}_size{size}``, from ``root``.
 
@@ -192,6 +195,9 @@ def prepare_dataset(
       quality: JPEG quality of the stored pictures.
       progress: show progress bars.
       force: rebuild even if a matching build exists.
+      isolate: build in a fresh (spawned) process, so that this process never starts TensorFlow's runtime
+        or ArrayRecord's thread pool (ArrayRecord is not fork-safe: after using it, forked DataLoader
+        workers crash). ``False`` builds here.
 
     Returns:
       the :class:`PrepareReport` (``reused=True`` when a matching build was found).
@@ -200,8 +206,6 @@ def prepare_dataset(
       FileNotFoundError: ``root`` is not a folder.
       ValueError: bad fractions, or not a single item could be prepared.
     """
-    import tensorflow_datasets as tfds
-
     from data_interface_for_model.xinpianchang import BuildOptions, Builder, make_config
 
     root = os.path.abspath(os.fspath(root))
@@ -209,7 +213,7 @@ def prepare_dataset(
     fractions = check_fractions(splits)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"layout root {root!r} is not a folder")
-    config = make_config(num_frames, size)
+    make_config(num_frames, size)  # validates the arguments
     version_dir = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
     report_path = os.path.join(version_dir, REPORT_NAME)
     if os.path.isfile(report_path) and not force:
@@ -224,9 +228,24 @@ def prepare_dataset(
         shutil.rmtree(version_dir)  # an old, mismatched or unfinished build
 
     options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress)
+    if not isolate:
+        return _build(root, data_dir, num_frames, size, options, report_path)
+    # build in a fresh process: TensorFlow's runtime and ArrayRecord's thread pool then never start in this
+    # one (ArrayRecord is not fork-safe: a process that has used it must not fork DataLoader workers)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        return executor.submit(_build, root, data_dir, num_frames, size, options, report_path).result()
+
+
+def _build(root: str, data_dir: str, num_frames: int, size: int, options, report_path: str) -> PrepareReport:
+    import tensorflow_datasets as tfds
+
+    from data_interface_for_model.xinpianchang import Builder, make_config
+
+    config = make_config(num_frames, size)
     builder = Builder(config=config, data_dir=data_dir, file_format="array_record", build_options=options)
     started = time.perf_counter()
-    if not progress:
+    if not options.progress:
         tfds.disable_progress_bar()
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
     _add_tfrecord_copy(builder)
@@ -236,9 +255,9 @@ def prepare_dataset(
         num_frames=num_frames,
         size=size,
         root=root,
-        fractions=list(fractions),
-        seed=seed,
-        quality=quality,
+        fractions=list(options.fractions),
+        seed=options.seed,
+        quality=options.quality,
         found=builder.num_found,
         split_counts={name: int(split.num_examples) for name, split in builder.info.splits.items()},
         skipped=[dataclasses.asdict(s) for s in builder.skipped],

@@ -158,7 +158,7 @@ def test_second_prepare_reuses_and_other_arguments_rebuild(damaged_build):
     assert again.reused and again.split_counts == first.split_counts
     assert os.stat(shard).st_mtime_ns == mtime
     other = prepare_dataset(root, data_dir, num_frames=4, size=32, splits=(0.6, 0.2, 0.2), workers=1,
-                            progress=False)
+                            isolate=False, progress=False)
     assert not other.reused and other.split_counts["train"] < first.split_counts["train"]
     assert other.num_examples == first.num_examples
 
