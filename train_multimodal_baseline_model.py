@@ -104,7 +104,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from baseline_model import data as data_lib
 
-    if args.data_root == DEFAULT_DATA_ROOT:
+    from data_interface_for_model.info_file import INFO_FILE_NAME
+
+    if args.data_root == DEFAULT_DATA_ROOT and not os.path.exists(os.path.join(args.data_root, INFO_FILE_NAME)):
         with tqdm(total=31 * args.demo_per_category, desc="making demo dataset", unit="item",
                   disable=args.quiet) as bar:
             data_lib.ensure_demo_dataset(args.data_root, args.demo_per_category, args.seed, progress=bar.update)

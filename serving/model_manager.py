@@ -7,7 +7,8 @@ requests already using them finish (in-flight draining). A version that fails to
 model's status (state ``END`` with the error, as TF Serving does) and the versions already serving keep
 serving; it is retried only when its files change.
 
-``import scann`` happens before the first load, so SavedModels holding a ScaNN index find their custom ops.
+``import scann`` and ``import tensorflow_text`` happen before the first load, so SavedModels holding a ScaNN
+index or the pretrained classifier's tokenizer find their custom ops.
 """
 from __future__ import annotations
 
@@ -30,14 +31,22 @@ DEFAULT_SIGNATURE = "serving_default"
 STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 
 
+#: Modules whose import registers custom ops that exported models may hold: ScaNN's index ops, and the
+#: TensorFlow Text ops of the pretrained classifier's tokenizer (RegexSplitWithOffsets & co.).
+CUSTOM_OP_MODULES = ("scann", "tensorflow_text")
+
+
 def import_custom_ops() -> List[str]:
-    """Register the custom ops that exported models may hold (ScaNN). Returns the modules imported."""
+    """Register the custom ops that exported models may hold. Returns the modules imported."""
+    import importlib
+
     imported = []
-    try:
-        import scann  # noqa: F401  (registers Scann>ScannSearchBatched & co. with TensorFlow)
-        imported.append("scann")
-    except ImportError as exc:  # pragma: no cover - scann is a pinned dependency
-        logger.warning("scann is not importable (%s): SavedModels with a ScaNN index will not load", exc)
+    for module in CUSTOM_OP_MODULES:
+        try:
+            importlib.import_module(module)
+            imported.append(module)
+        except ImportError as exc:  # pragma: no cover - both are pinned dependencies
+            logger.warning("%s is not importable (%s): SavedModels using its ops will not load", module, exc)
     return imported
 
 
