@@ -204,7 +204,7 @@ def _load_cached(model: keras.Model, cache: Optional[PathLike]) -> None:
 # ---------------------------------------------------------------------------------------------- builder
 def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSize = 224,
                         include_top: bool = False, pooling: Optional[str] = "avg",
-                        cache_dir: Optional[PathLike] = None, trainable: bool = False,
+                        cache_dir: Optional[PathLike] = None, trainable: Optional[bool] = None,
                         name: str = "mobilenet_v2_encoder") -> keras.Model:
     """An ImageNet MobileNetV2 taking float32 RGB pixels in [0, 1], ``[batch, H, W, 3]``.
 
@@ -217,8 +217,9 @@ def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSiz
     ``cache_dir`` / ``$XINPIANCHANG_CACHE`` / ``~/.cache/xinpianchang``), ``"imagenet"``
     (``keras.applications.MobileNetV2`` with Keras' downloaded weights and its own [-1, 1] scaling: needs a
     network), or ``None`` (random init, torchvision layout). ``input_size``: an int, ``(H, W)`` or ``None``
-    for any size. Frozen unless ``trainable`` (a frozen Keras 3 BatchNormalization runs in inference mode);
-    ``freeze_top_layers`` unfreezes only the top blocks.
+    for any size. ``trainable``: default (None) frozen with pretrained weights, trainable with random ones
+    (a frozen Keras 3 BatchNormalization runs in inference mode); ``freeze_top_layers`` unfreezes only the
+    top blocks.
     """
     if pooling not in ("avg", "max", None):
         raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
@@ -228,7 +229,7 @@ def build_image_encoder(weights: Optional[str] = "offline", input_size: InputSiz
         model = _torchvision_encoder(weights, input_size, include_top, pooling, cache_dir, name)
     else:
         raise ValueError(f"weights must be 'offline', 'imagenet' or None, got {weights!r}")
-    model.trainable = trainable
+    model.trainable = weights is None if trainable is None else trainable
     return model
 
 
