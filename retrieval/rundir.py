@@ -21,10 +21,9 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-import numpy as np
 import tensorflow as tf
 
 from data_interface_for_model.atomic import atomic_write
@@ -173,7 +172,3 @@ def load_run(path: str) -> Run:
     return Run(path=path, info=info, table=table, sequences=sequences, split=split, item_vocabulary=item_vocab,
                user_vocabulary=user_vocab, content=content, model=model, id_only=id_only)
 
-
-def catalog_arrays(table: EmbeddingTable) -> Dict[str, np.ndarray]:
-    """ids ``[N]`` str and labels ``[N]`` str of a table."""
-    return {"ids": np.asarray(table.ids).astype(str), "labels": np.asarray(table.labels).astype(str)}

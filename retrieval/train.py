@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
+from data_interface_for_model.embeddings_file import read_embeddings, write_embeddings
 from retrieval import rundir
-from retrieval.interactions import CleaningReport, clean_sequences, read_interactions, write_interactions
+from retrieval.interactions import clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import TrainingExamples, cases_to_arrays, choose_cold_items, leave_one_out, training_examples, training_items
 from retrieval.towers import ContentLookup, TowerConfig
