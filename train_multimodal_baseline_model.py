@@ -122,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from baseline_model.strategy import is_chief
     from baseline_model.train import train_run
 
-    result = train_run(model_config, train_config, verbose=0 if args.quiet else 1)
+    result = train_run(model_config, train_config, verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
     if not is_chief():
         print(f"train: worker finished {result.epochs_run} epochs")
         return 0
