@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "importlib_resources",
     "safetensors",
     "array_record",
+    "google-crc32c",  # TFRecord checksums, so that preparing does not need to start TensorFlow
     "numpy>=1.26,<3",
     "pandas",
     "pyarrow",

@@ -23,10 +23,11 @@ import logging
 import multiprocessing
 import os
 import shutil
+import struct
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from data_interface_for_model.atomic import atomic_write, temporary_path_for
+from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY
 from data_interface_for_model.splits import SPLIT_NAMES, check_fractions
 
@@ -140,29 +141,46 @@ def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format:
     return builder
 
 
-def _add_tfrecord_copy(builder) -> None:
-    """Write every ArrayRecord shard again as a TFRecord file and register the alternative format."""
-    import tensorflow as tf
+def _masked_crc32c(data: bytes) -> bytes:
+    """The TFRecord checksum: CRC-32C, rotated and offset ("masked"), little-endian."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def write_tfrecord(path: str, records) -> int:
+    """Write ``records`` (bytes) as a TFRecord file at ``path`` atomically; returns how many.
+
+    The format (TensorFlow's ``tf.io.TFRecordWriter``, uncompressed) written without importing TensorFlow:
+    per record, uint64 length, masked CRC-32C of the length, the data, masked CRC-32C of the data.
+    """
+    count = 0
+    with atomic_write(path, "wb") as handle:
+        for record in records:
+            length = struct.pack("<Q", len(record))
+            handle.write(length + _masked_crc32c(length) + record + _masked_crc32c(record))
+            count += 1
+    return count
+
+
+def _array_records(shard: str, chunk: int = 256):
     from array_record.python import array_record_module
 
+    reader = array_record_module.ArrayRecordReader(shard)
+    try:
+        total = reader.num_records()
+        for start in range(0, total, chunk):  # bounded memory
+            yield from reader.read(start, min(total, start + chunk))
+    finally:
+        reader.close()
+
+
+def _add_tfrecord_copy(builder) -> None:
+    """Write every ArrayRecord shard again as a TFRecord file and register the alternative format."""
     folder = os.fspath(builder.data_dir)
     for shard in sorted(glob.glob(os.path.join(folder, "*.array_record-*"))):
-        target = shard.replace(".array_record-", ".tfrecord-")
-        tmp = temporary_path_for(target)
-        reader = array_record_module.ArrayRecordReader(shard)
-        try:
-            with tf.io.TFRecordWriter(tmp) as writer:
-                total = reader.num_records()
-                for start in range(0, total, 256):  # bounded memory
-                    for record in reader.read(start, min(total, start + 256)):
-                        writer.write(record)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        finally:
-            reader.close()
+        write_tfrecord(shard.replace(".array_record-", ".tfrecord-"), _array_records(shard))
     if "tfrecord" not in builder.info.as_proto.alternative_file_formats:
         builder.info.add_alternative_file_format("tfrecord")
     builder.info.write_to_directory(folder)

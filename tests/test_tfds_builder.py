@@ -190,3 +190,19 @@ def test_cli_prepare(damaged_build, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["prepare", "--help"])
     assert exc.value.code == 0
+
+
+def test_tfrecord_writer_is_read_by_tensorflow(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from data_interface_for_model.prepare import _masked_crc32c, write_tfrecord
+
+    records = [b"", b"a", bytes(range(256)) * 40]
+    path = str(tmp_path / "x.tfrecord")
+    assert write_tfrecord(path, records) == 3
+    assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == records
+    data = bytearray(open(path, "rb").read())
+    data[-5] ^= 0xFF  # corrupt the last record's data: TensorFlow's checksum check must notice
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(tf.errors.DataLossError):
+        list(tf.data.TFRecordDataset(path))
+    assert len(_masked_crc32c(b"123456789")) == 4
