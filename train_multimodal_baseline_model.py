@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(keras.applications download), none (default offline)")
     model.add_argument("--fine-tune-top-layers", type=int, default=0,
                        help="unfreeze this many top layers of each encoder (default 0: frozen; implies "
-                            "--no-feature-cache)")
+                            "--no-feature-cache, as does --image-weights none)")
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=None, help="default 40 (pretrained head), 15 (seed_baseline)")
     train.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
@@ -80,7 +80,8 @@ def configs_from_args(args: argparse.Namespace):
         epochs=args.epochs or (15 if seed else 40), batch_size=args.batch_size,
         learning_rate=args.learning_rate or (1e-3 if seed else 2e-3), strategy=args.strategy, tpu=args.tpu,
         resume=args.resume, seed=args.seed,
-        feature_cache=not args.no_feature_cache and args.fine_tune_top_layers == 0,
+        feature_cache=(not args.no_feature_cache and args.fine_tune_top_layers == 0
+                       and args.image_weights != "none"),
         early_stopping_patience=args.patience, mixed_precision=args.mixed_precision,
         steps_per_epoch=args.steps_per_epoch, demo_per_category=args.demo_per_category)
     return model, train

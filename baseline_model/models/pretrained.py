@@ -40,8 +40,9 @@ def build_encoders(config: ModelConfig) -> Encoders:
     weights = None if config.image_weights == "none" else config.image_weights
     image = build_image_encoder(weights=weights, input_size=config.image_size, pooling="avg")
     text = build_text_encoder(preset=config.text_preset, sequence_length=config.text_sequence_length)
-    for encoder in (image, text):
-        freeze_top_layers(encoder, config.fine_tune_top_layers)
+    freeze_top_layers(text, config.fine_tune_top_layers)
+    if weights is not None:  # a randomly initialised MobileNetV2 stays trainable: freezing it would be useless
+        freeze_top_layers(image, config.fine_tune_top_layers)
     return Encoders(text=text, image=image)
 
 
