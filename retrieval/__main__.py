@@ -107,10 +107,15 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from retrieval.export import export_run
+    from retrieval.indexes import ScannParams
 
     kinds = tuple(k.strip() for k in args.index.split(",") if k.strip())
+    scann = None
+    if args.scann_leaves:
+        scann = ScannParams(num_leaves=args.scann_leaves, num_leaves_to_search=args.scann_search or args.scann_leaves,
+                            num_reordering_candidates=args.scann_reorder)
     written = export_run(args.run, args.export_base, version=args.version, indexes=kinds, k=args.k,
-                         embeddings=args.embeddings, max_history=args.max_history)
+                         embeddings=args.embeddings, max_history=args.max_history, scann=scann)
     for name, path in written.items():
         print(f"{name}: {path}")
     print(f"export: {len(written)} SavedModels (k={args.k}) under {args.export_base}")
@@ -174,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--max-history", type=int, help="recent items used per query (default: the run's)")
     p.add_argument("--embeddings", help="extra items to add to the catalog (content only, no retraining)")
+    p.add_argument("--scann-leaves", type=int, help="ScaNN tree leaves (default: from the catalog size)")
+    p.add_argument("--scann-search", type=int, help="ScaNN leaves searched per query (default: all)")
+    p.add_argument("--scann-reorder", type=int, default=100, help="ScaNN exact reordering candidates")
     p.set_defaults(func=_export)
 
     for sub in verbs.choices.values():
