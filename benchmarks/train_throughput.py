@@ -90,7 +90,8 @@ def _seed_model(config, cover_shape, frame_shape):
     vectorizer = keras.layers.TextVectorization(max_tokens=config.seed_vocabulary_size,
                                                 output_sequence_length=config.seed_text_length)
     vectorizer.adapt(["a beach with waves"])
-    x = keras.layers.Embedding(config.seed_vocabulary_size, config.seed_embedding_dim)(vectorizer(text))
+    x = keras.layers.Embedding(config.seed_vocabulary_size, config.seed_embedding_dim, name="word_embedding")(
+        vectorizer(text))
     x = keras.layers.Bidirectional(keras.layers.LSTM(config.seed_lstm_units))(x)
     text_vec = keras.layers.Dense(config.seed_branch_units, activation="relu")(x)
     video = sb._video_branch(frames, config, config.num_frames, max(frame_shape))
