@@ -104,18 +104,23 @@ def resize_short_side_crop(image: np.ndarray, out_h: int, out_w: int) -> np.ndar
 
 
 _REFORMATTERS = threading.local()
+_INHERITED: list = []
 
 
 def _thread_reformatter():
     """This thread's ``VideoReformatter``: it keeps FFmpeg's colour-conversion context between frames and
     clips of the same size and format (building one costs several ms; ``frame.to_ndarray(format=...)``
-    builds one for every frame). One per thread because a context must not be used by two at once."""
-    reformatter = getattr(_REFORMATTERS, "reformatter", None)
-    if reformatter is None:
+    builds one for every frame). One per thread because a context must not be used by two at once, and
+    one per process: a forked child (a DataLoader worker) makes its own. Scaling runs single-threaded
+    (``threads=1``), so no context ever owns threads that a fork would lose."""
+    cached = getattr(_REFORMATTERS, "cached", None)
+    if cached is None or cached[0] != os.getpid():
         from av.video.reformatter import VideoReformatter
 
-        reformatter = _REFORMATTERS.reformatter = VideoReformatter()
-    return reformatter
+        if cached is not None:  # inherited through fork: never freed here, a new one for this process
+            _INHERITED.append(cached[1])
+        cached = _REFORMATTERS.cached = (os.getpid(), VideoReformatter())
+    return cached[1]
 
 
 def _frame_to_array(frame, out_h: int, out_w: int, reformatter=None) -> np.ndarray:
@@ -124,7 +129,7 @@ def _frame_to_array(frame, out_h: int, out_w: int, reformatter=None) -> np.ndarr
     if reformatter is None:
         array = frame.to_ndarray(format="rgb24")
     else:
-        array = reformatter.reformat(frame, format="rgb24").to_ndarray()
+        array = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
     return resize_short_side_crop(array, out_h, out_w)
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import logging
 import multiprocessing
 import os
+import sys
 from typing import Deque, Iterable, Iterator, Tuple, Union
 
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY, DecodeError, EncodedItem, encode_item
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +37,13 @@ def run_task(task: EncodeTask) -> Union[EncodedItem, str]:
         return encode_item(task.video_path, task.cover_path, task.num_frames, task.size, task.quality)
     except DecodeError as exc:
         return str(exc)
+
+
+def spawn_is_safe() -> bool:
+    """Whether ``spawn`` workers can start: they re-import the main script, which must exist as a file
+    (not so for ``python - < script.py``; interactive sessions have no main file and are fine)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.isfile(path)
 
 
 def resolve_workers(workers: int) -> int:
@@ -61,6 +72,9 @@ def encode_all(tasks: Iterable[EncodeTask], workers: int = 0,
     """
     tasks = list(tasks)
     workers = resolve_workers(workers)
+    if workers > 1 and not spawn_is_safe():
+        logger.warning("the main script is not a file, so worker processes cannot start: decoding in this one")
+        workers = 1
     if workers == 1 or len(tasks) <= 1:
         for task in tasks:
             yield task, run_task(task)
@@ -85,4 +99,4 @@ def default_chunksize(num_tasks: int, workers: int, cap: int = 8) -> int:
     return max(1, min(cap, num_tasks // (workers * 4) or 1))
 
 
-__all__ = ["EncodeTask", "default_chunksize", "encode_all", "resolve_workers", "run_task"]
+__all__ = ["EncodeTask", "default_chunksize", "encode_all", "resolve_workers", "run_task", "spawn_is_safe"]

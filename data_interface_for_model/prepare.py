@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY
+from data_interface_for_model.parallel import spawn_is_safe
 from data_interface_for_model.splits import SPLIT_NAMES, check_fractions
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def prepare_dataset(
         shutil.rmtree(version_dir)  # an old, mismatched or unfinished build
 
     options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress)
-    if not isolate:
+    if not isolate or not spawn_is_safe():
         return _build(root, data_dir, num_frames, size, options, report_path)
     # build in a fresh process: TensorFlow's runtime and ArrayRecord's thread pool then never start in this
     # one (ArrayRecord is not fork-safe: a process that has used it must not fork DataLoader workers)
