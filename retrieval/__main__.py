@@ -35,7 +35,7 @@ def _train(args: argparse.Namespace) -> int:
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id)
     config = TrainConfig(tower=tower, task=TaskConfig(temperature=args.temperature), epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
                          max_history=args.max_history, cold_fraction=args.cold_fraction,
                          id_only_baseline=not args.no_id_only_baseline, seed=args.seed)
     summary = train_run(args.embeddings, args.interactions, args.out, config, progress=not args.quiet,
@@ -43,7 +43,8 @@ def _train(args: argparse.Namespace) -> int:
     val = summary["validation"]
     top10 = next((v for k, v in val.items() if k.endswith("top_10_categorical_accuracy")), float("nan"))
     print(f"train: {summary['cleaning']}; {summary['training_examples']} examples, {summary['cold_items']} cold "
-          f"items; loss {summary['loss_first_epoch']:.1f} -> {summary['loss_last_epoch']:.1f}; validation "
+          f"items; {summary['epochs']} epochs, loss {summary['loss_first_epoch']:.1f} -> "
+          f"{summary['loss_last_epoch']:.1f}; best validation "
           f"top-10 accuracy {top10:.3f}; {summary['seconds']} s -> {args.out}")
     return 0
 
@@ -140,11 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", required=True, help="item embeddings (.parquet or .npz)")
     p.add_argument("--interactions", required=True, help="pairs (.tsv/.txt), .csv or .parquet")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20, help="at most (early stopping on the validation cases)")
+    p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=0.02)
     p.add_argument("--embedding-dim", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=0.05)
+    p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--max-history", type=int, default=20)
     p.add_argument("--cold-fraction", type=float, default=0.1, help="items held out of training")
     p.add_argument("--user-id", action="store_true", help="add a user-id embedding to the query tower")

@@ -50,7 +50,7 @@ class TaskConfig:
     """Loss options: softmax temperature, accidental-hit removal, logQ correction (in-batch negatives are
     drawn by popularity; the features then carry ``sampling_probability [B]``), metric cut-offs."""
 
-    temperature: float = 0.05
+    temperature: float = 0.1
     remove_accidental_hits: bool = True
     logq_correction: bool = True
     metric_ks: Sequence[int] = (10, 50)

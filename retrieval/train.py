@@ -37,6 +37,8 @@ class TrainConfig:
       task: loss options.
       epochs, batch_size, learning_rate: Adam optimisation (in-batch negatives: the batch size is the number
         of negatives per example).
+      patience: early stopping on the validation cases' top-10 accuracy (0: off); the best epoch is kept.
+        The ID-only baseline trains for as many epochs as the main model did.
       max_history: L, the recent items the query tower sees.
       cold_fraction: fraction of items held out of training entirely (cold-start evaluation).
       min_interactions: users with fewer (after dropping unknown items) are skipped.
@@ -46,7 +48,8 @@ class TrainConfig:
 
     tower: TowerConfig = TowerConfig()
     task: TaskConfig = TaskConfig()
-    epochs: int = 10
+    epochs: int = 20
+    patience: int = 3
     batch_size: int = 256
     learning_rate: float = 0.02
     max_history: int = 20
@@ -96,15 +99,23 @@ def examples_dataset(examples: TrainingExamples, batch_size: int, seed: int, shu
 def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: ContentLookup,
                   examples: TrainingExamples, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
                   *, epochs: int, batch_size: int, learning_rate: float, seed: int, desc: str = "train",
-                  progress: bool = True, validation: Optional[TrainingExamples] = None,
+                  progress: bool = True, validation: Optional[TrainingExamples] = None, patience: int = 0,
                   catalog_ids: Optional[Sequence[str]] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
-    """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss per epoch...)."""
+    """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss per epoch...).
+
+    With ``validation`` and ``patience``, training stops when the validation top-k accuracy has not improved
+    for ``patience`` epochs, and the best epoch's weights are kept."""
     tf.keras.utils.set_random_seed(seed)
     model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config,
                           catalog_ids=catalog_ids if validation is not None else None)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))
     callbacks = [_TqdmEpochs(epochs, desc, disable=not progress)]
     val = examples_dataset(validation, 1024, seed, shuffle=False) if validation is not None else None
+    if val is not None and patience:
+        k = min(task_config.metric_ks)
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=f"val_factorized_top_k/top_{k}_categorical_accuracy", mode="max", patience=patience,
+            restore_best_weights=True))
     history = model.fit(examples_dataset(examples, batch_size, seed, logq=task_config.logq_correction), epochs=epochs, verbose=0,
                         callbacks=callbacks, validation_data=val)
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -130,7 +141,8 @@ def train_run(embeddings_path: str, interactions_path: str, out_dir: str, config
                   seed=config.seed, progress=progress)
     model, history = fit_two_tower(config.tower, config.task, content, examples, item_vocab, user_vocab,
                                    desc="two-tower", validation=valid_examples, catalog_ids=table.ids.tolist(),
-                                   **common)
+                                   patience=config.patience, **common)
+    common["epochs"] = len(history["loss"])
     id_model = id_history = None
     if config.id_only_baseline:
         id_model, id_history = fit_two_tower(id_only_config(config.tower), config.task, content, examples,
@@ -140,8 +152,8 @@ def train_run(embeddings_path: str, interactions_path: str, out_dir: str, config
         "embedding_dim": table.dimension, "training_examples": len(examples), "training_items": len(item_vocab),
         "cold_items": len(cold), "skipped_unknown_item_interactions": report.unknown_items,
         "skipped_short_users": report.short_users,
-        "loss_first_epoch": history["loss"][0], "loss_last_epoch": history["loss"][-1],
-        "validation": {k[len("val_"):]: v[-1] for k, v in history.items() if k.startswith("val_factorized")},
+        "epochs": len(history["loss"]), "loss_first_epoch": history["loss"][0], "loss_last_epoch": history["loss"][-1],
+        "validation": {k[len("val_"):]: max(v) for k, v in history.items() if k.startswith("val_factorized")},
         "seconds": round(time.time() - start, 1),
     }
     info = {
