@@ -27,6 +27,7 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -153,7 +154,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="preparation processes (0: one per core)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="minimum time per tf.data measurement")
+    parser.add_argument("--seconds", type=float, default=6.0, help="minimum time per tf.data measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating measurements of the prepared path and the decode limit (medians)")
     args = parser.parse_args(argv)
 
     from data_interface_for_model.prepare import prepare_dataset
@@ -180,19 +183,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         seed_native = examples_per_second(seed_dataset(items, args.batch_size, None), args.seconds)
         raw = examples_per_second(make_raw_dataset(args.root, args.batch_size, args.frames, args.size),
                                   args.seconds)
-        prepared = examples_per_second(
-            make_dataset(data_dir, "train+validation+test", args.batch_size, num_frames=args.frames, size=args.size,
-                         repeat=True), args.seconds, warmup=2)
         limit_ds, _ = decode_limit_dataset(data_dir, args.frames, args.size, args.batch_size)
-        limit = examples_per_second(limit_ds, args.seconds, warmup=2)
+        prepared_rates, limit_rates = [], []
+        for _ in range(args.rounds):  # alternate, then take medians: the ratio survives a busy machine better
+            prepared_rates.append(examples_per_second(
+                make_dataset(data_dir, "train+validation+test", args.batch_size, num_frames=args.frames,
+                             size=args.size, repeat=True), args.seconds, warmup=2))
+            limit_rates.append(examples_per_second(limit_ds, args.seconds, warmup=2))
+        prepared, limit = statistics.median(prepared_rates), statistics.median(limit_rates)
 
     print("\ntraining input (examples/s; one epoch or at least --seconds, whichever ends first)")
     print(_row("seed's way (OpenCV, every frame at 640x360)", seed))
     print(_row("seed's way, frames at the clip's own size", seed_native))
     print(_row("raw layout path (PyAV in tf.numpy_function)", raw, seed, "the seed's way"))
-    print(_row("prepared shards (make_dataset)", prepared, seed, "the seed's way"))
+    print(_row(f"prepared shards (make_dataset), median of {args.rounds}", prepared, seed, "the seed's way"))
     print(_row("", prepared, seed_native, "the seed's way at the clip's own size"))
-    print(_row("decode limit (stored JPEGs in memory)", limit))
+    print(_row(f"decode limit (stored JPEGs in memory), median of {args.rounds}", limit))
     print(f"  prepared / decode limit: {prepared / limit:.0%}    prepared / seed's way: {prepared / seed:.0f}x   "
           f"(goals: >= 70%, >= 50x)")
     print("\npreparation (items/s)")

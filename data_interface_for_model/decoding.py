@@ -296,14 +296,16 @@ def load_cover(path: PathLike, size: Size, *, require_jpeg: bool = True) -> np.n
 
 
 def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """JPEG bytes of a uint8 RGB image ``[H, W, 3]``."""
-    from PIL import Image
+    """JPEG bytes (baseline, 4:2:0) of a uint8 RGB image ``[H, W, 3]`` (OpenCV's libjpeg-turbo: about
+    twice as fast as Pillow's encoder at these sizes)."""
+    import cv2
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("OpenCV could not encode the image as JPEG")
+    return encoded.tobytes()
 
 
 def decode_jpeg(data: bytes, *, name: str = "<bytes>") -> np.ndarray:

@@ -72,14 +72,16 @@ def _drop_flag(features: dict, label: tf.Tensor, ok: tf.Tensor) -> Tuple[dict, t
 
 def _finish(ds: tf.data.Dataset, batch_size: int, *, shuffle: bool, shuffle_buffer: int, repeat: bool,
             seed: int, deterministic: bool, drop_remainder: bool, decode, flagged: bool = False) -> tf.data.Dataset:
-    """shuffle (before batching) -> repeat -> parallel decode -> batch -> to float -> prefetch.
+    """(repeat ->) shuffle (before batching) -> parallel decode -> batch -> to float -> prefetch.
 
     With ``flagged``, ``decode`` returns ``(features, label, ok)`` and the examples that failed are dropped.
     """
+    if repeat:
+        # indefinitely: the caller sets steps_per_epoch, Keras' epochs stay the caller's. Repeating before
+        # shuffling lets the buffer run across epoch boundaries instead of refilling (a stall) at each one.
+        ds = ds.repeat()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()  # indefinitely: the caller sets steps_per_epoch, Keras' epochs stay the caller's
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     if flagged:
         ds = ds.filter(_succeeded).map(_drop_flag)
