@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tpu", help="TPU name or grpc:// address for --strategy tpu")
     train.add_argument("--output", default=os.path.join("runs", "latest"), help="run folder (default runs/latest)")
     train.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--seed", type=int, default=0, help="random seed of training and demo data (default 0)")
+    train.add_argument("--split-seed", type=int, default=0,
+                       help="seed of the stratified train/validation/test split (default 0)")
     train.add_argument("--no-feature-cache", action="store_true",
                        help="train the pretrained model end to end instead of on cached encoder features")
     train.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (default 8)")
@@ -79,7 +81,7 @@ def configs_from_args(args: argparse.Namespace):
         data_root=args.data_root, data_dir=args.data_dir, output=args.output,
         epochs=args.epochs or (15 if seed else 40), batch_size=args.batch_size,
         learning_rate=args.learning_rate or (1e-3 if seed else 2e-3), strategy=args.strategy, tpu=args.tpu,
-        resume=args.resume, seed=args.seed,
+        resume=args.resume, seed=args.seed, split_seed=args.split_seed,
         feature_cache=(not args.no_feature_cache and args.fine_tune_top_layers == 0
                        and args.image_weights != "none"),
         early_stopping_patience=args.patience, mixed_precision=args.mixed_precision,

@@ -73,6 +73,7 @@ class TrainConfig:
     tpu: Optional[str] = None
     resume: bool = False
     seed: int = 0
+    split_seed: int = 0
     feature_cache: bool = True
     early_stopping_patience: int = 6
     mixed_precision: bool = False

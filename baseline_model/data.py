@@ -31,8 +31,9 @@ def prepare(train: TrainConfig, model: ModelConfig):
     """Prepare (once) the TFDS shards of ``train.data_root`` at the model's frame count and size."""
     from data_interface_for_model.prepare import prepare_dataset
 
+    # The split has its own seed: changing the training seed must not change (and rebuild) the test set.
     return prepare_dataset(train.data_root, train.data_dir, num_frames=model.num_frames,
-                           size=model.image_size, seed=train.seed)
+                           size=model.image_size, seed=train.split_seed)
 
 
 def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: int, shuffle: bool,
@@ -41,9 +42,10 @@ def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: 
     """``({"text", "cover", "frames"[, "id"]}, label)`` batches of a prepared split."""
     from data_interface_for_model.tf_dataset import make_dataset
 
+    # Unshuffled reads (evaluation, features, embeddings) are also deterministic, so two passes agree.
     return make_dataset(train.data_dir, split, batch_size, num_frames=model.num_frames, size=model.image_size,
                         shuffle=shuffle, repeat=repeat, seed=train.seed, input_context=input_context,
-                        include_id=include_id)
+                        include_id=include_id, deterministic=not shuffle)
 
 
 def split_size(train: TrainConfig, model: ModelConfig, split: str) -> int:

@@ -47,9 +47,11 @@ def predict_split(run: LoadedRun, split: str, presence=(1, 1, 1), batch_size: in
         dataset = features_dataset(arrays, batch_size, shuffle=False, presence_override=presence)
         return arrays["label"].astype(int), run.head.predict(dataset, verbose=0)
     dataset = data_lib.raw_dataset(run.train_config, run.model_config, split, batch_size, shuffle=False)
-    dataset = dataset.map(_mask_raw(presence))
-    labels = np.concatenate([label.numpy() for _, label in dataset]).astype(int)
-    return labels, run.classifier.predict(dataset.map(lambda f, l: f), verbose=0)
+    labels, probabilities = [], []
+    for features, label in dataset.map(_mask_raw(presence)):  # one pass: labels and predictions stay paired
+        labels.append(label.numpy())
+        probabilities.append(np.asarray(run.classifier.predict_on_batch(features)))
+    return np.concatenate(labels).astype(int), np.concatenate(probabilities)
 
 
 def evaluate_run(run_dir: str, split: str = "test", json_out: Optional[str] = None,

@@ -171,5 +171,13 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -
         with atomic_output_path(os.path.join(run_dir, MODEL_FILE), suffix=".keras") as tmp:
             model.save(tmp)
     val_acc = history.history.get("val_accuracy", [float("nan")])
+    result_history = {k: [float(x) for x in v] for k, v in history.history.items()}
+    if chief:
+        import json
+
+        from data_interface_for_model.atomic import atomic_write
+
+        with atomic_write(os.path.join(run_dir, "history.json"), "w", encoding="utf-8") as handle:
+            json.dump(result_history, handle, indent=1)
     return TrainResult(run_dir, len(val_acc), float(np.nanmax(val_acc)), time.time() - start,
-                       {k: [float(x) for x in v] for k, v in history.history.items()})
+                       result_history)

@@ -45,7 +45,12 @@ def test_seed_baseline_trains_evaluates_and_embeds(demo_root, data_dir, tmp_path
     out_json = str(tmp_path / "val.json")
     assert baseline_cli(["evaluate", "--run", run_dir, "--split", "validation", "--json", out_json]) == 0
     with open(out_json) as handle:
-        assert json.load(handle)["split"] == "validation"
+        validation = json.load(handle)
+    with open(os.path.join(run_dir, "history.json")) as handle:
+        history = json.load(handle)
+    # The saved model is the best checkpoint, and evaluation pairs every prediction with its own label.
+    assert validation["split"] == "validation"
+    assert validation["accuracy"] == pytest.approx(max(history["val_accuracy"]), abs=1e-6)
 
     embeddings = str(tmp_path / "items.npz")
     assert baseline_cli(["embed", "--run", run_dir, "--data-root", demo_root, "--out", embeddings]) == 0
