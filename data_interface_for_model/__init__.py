@@ -3,6 +3,12 @@ the TFDS builder, tf.data pipelines and numpy/PyTorch datasets.
 
 Importing this package needs neither TensorFlow nor PyAV; the submodules that do import them lazily.
 """
+import os as _os
+
+# Every package of this project imports this one first. TFRS (retrieval, serving) needs tf.keras to be
+# Keras 2 (tf-keras), and TensorFlow reads this variable once, when it is first imported, so it is set
+# here, before any TensorFlow import. The classifier uses Keras 3 through `import keras`, which it leaves alone.
+_os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from data_interface_for_model.categories import (
     LABELS,
     LABEL_TO_ID,

@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 import shutil
 
+# Before anything imports TensorFlow: tf.keras = tf-keras for TFRS; the classifier's `import keras` stays Keras 3.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 import pytest
 
 from data_download_tools.demo import DemoConfig, make_demo_dataset
