@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from typing import List, Optional
 
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging
+from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -82,12 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verb != "train":
         configure_logging(args)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        logging.getLogger("baseline_model").debug("failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_verb(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import keras
 import numpy as np

@@ -34,7 +34,6 @@ def _measure(case: dict, steps: int, batch_size: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    import keras
     from baseline_model.config import ModelConfig
     from baseline_model.train import compile_classifier
 
@@ -42,8 +41,6 @@ def _measure(case: dict, steps: int, batch_size: int) -> dict:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 31, size=(batch_size,)).astype("int32")
     if case["kind"] == "seed_baseline":
-        from baseline_model.models import build_seed_baseline
-
         config = ModelConfig(kind="seed_baseline", num_frames=t, image_size=h, seed_conv3d_blocks=case["blocks"])
         model = _seed_model(config, (ch, cw), (h, w))
         x = {"text": np.array(["a beach with waves at sunset"] * batch_size),

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import List, Optional
 
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging
+from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
 
 
 def _cmd_make_demo(args: argparse.Namespace) -> int:
@@ -192,12 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logging.getLogger("data_download_tools").error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_verb(args)
 
 
 if __name__ == "__main__":

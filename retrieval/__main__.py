@@ -8,9 +8,8 @@ import sys
 from typing import List, Optional
 
 import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging
+from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
 def _make_interactions(args: argparse.Namespace) -> int:
@@ -194,12 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
-    try:
-        return args.func(args)
-    except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return run_verb(args)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,13 @@
 import hashlib
-import json
 import os
 
 import av
-import numpy as np
 import pytest
 from PIL import Image
 
 from data_download_tools import demo
 from data_download_tools.demo import DemoConfig, make_demo_dataset, visual_families
-from data_interface_for_model import LABELS, LayoutReader, read_info_file
+from data_interface_for_model import LayoutReader, read_info_file
 from tests.conftest import SMALL_DEMO
 
 
