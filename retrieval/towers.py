@@ -151,7 +151,9 @@ class QueryTower(tf.keras.Model):
             self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, user_vocabulary)),
                                                             num_oov_indices=1, mask_token=None)
             self.user_embedding = tf.keras.layers.Embedding(len(user_vocabulary) + 1, config.embedding_dim)
-        self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
+        self.skip_weight = None  # only where the content skip is used (an unused weight gets no gradient)
+        if config.content_skip and config.use_content:
+            self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
         mask = tf.cast(inputs["history_mask"], tf.float32)
@@ -164,7 +166,7 @@ class QueryTower(tf.keras.Model):
         if self.user_embedding is not None and "user_id" in inputs:
             query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))
         query = tf.math.l2_normalize(query, axis=-1)
-        if self.config.content_skip and self.config.use_content:
+        if self.skip_weight is not None:
             unit = tf.math.l2_normalize(inputs["history_content"], axis=-1)
             skip = tf.math.l2_normalize(tf.einsum("bl,bld->bd", mean_w, unit), axis=-1)
             query = tf.concat([query, self.skip_weight * skip], axis=-1)
