@@ -126,7 +126,9 @@ def model_cost(model_dir: str, body: bytes, batch_sizes=(1, 8, 32), seconds: flo
     import tensorflow as tf
 
     from serving.layout import list_versions
+    from serving.model_manager import import_custom_ops
 
+    import_custom_ops()  # the pretrained classifier holds TF Text ops, a recommender ScaNN ops
     versions = list_versions(model_dir)
     fn = tf.saved_model.load(versions[max(versions)]).signatures["serving_default"]
     example = json.loads(body)["instances"][0]
