@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict
+from typing import Dict, Sequence
 
 import keras
 import numpy as np
@@ -95,7 +95,8 @@ def feature_arrays_for(model_config: ModelConfig, train: TrainConfig, splits=dat
     return _feature_arrays(model_config, train, extractor, splits)
 
 
-def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -> TrainResult:
+def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1,
+              extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Train a classifier into ``train.output`` (the run folder). The data must be prepared
     (``data_lib.prepare``). Returns the history and best validation accuracy; the best weights end in
     ``RUN/model.keras``."""
@@ -108,7 +109,7 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1) -
     chief = is_chief()
     if chief:
         save_run_config(run_dir, model_config, train)
-    callbacks = make_callbacks(run_dir, train, chief)
+    callbacks = make_callbacks(run_dir, train, chief) + list(extra_callbacks)
 
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if model_config.kind == "pretrained" and train.feature_cache:

@@ -1,10 +1,11 @@
 """The main command end to end on the small demo dataset: prepare, train, evaluate, embed."""
+import dataclasses
 import json
 import os
 
 import pytest
 
-pytest.importorskip("keras")
+keras = pytest.importorskip("keras")
 
 import train_multimodal_baseline_model as main_job  # noqa: E402
 from baseline_model.__main__ import main as baseline_cli  # noqa: E402
@@ -75,3 +76,30 @@ def test_bad_arguments_fail_cleanly(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert baseline_cli(["evaluate", "--run", str(tmp_path)]) == 2
     assert "run_config.json" in capsys.readouterr().err
+
+
+class _KilledAfterFirstEpoch(keras.callbacks.Callback):
+    """Stands for a run killed after its first epoch was backed up."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt("killed")
+
+
+def test_resume_continues_from_the_last_epoch(demo_root, data_dir, tmp_path):
+    from baseline_model.config import ModelConfig, TrainConfig
+    from baseline_model.data import prepare
+    from baseline_model.train import train_run
+
+    model = ModelConfig(kind="seed_baseline", num_frames=2, image_size=32, seed_conv3d_blocks=1)
+    train = TrainConfig(data_root=demo_root, data_dir=data_dir, output=str(tmp_path / "run"), epochs=3,
+                        batch_size=16)
+    prepare(train, model)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(model, train, verbose=0, extra_callbacks=[_KilledAfterFirstEpoch()])
+    assert os.path.isdir(os.path.join(train.output, "backup"))
+    resumed = train_run(model, dataclasses.replace(train, resume=True), verbose=0)
+    assert resumed.epochs_run == 2  # epochs 2 and 3 only
+    assert not os.path.isdir(os.path.join(train.output, "backup"))  # removed once training finished
+    fresh = train_run(model, train, verbose=0)  # without --resume a run starts over
+    assert fresh.epochs_run == 3
