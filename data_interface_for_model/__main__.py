@@ -1,4 +1,4 @@
-"""`python -m data_interface_for_model VERB`."""
+"""`python -m data_interface_for_model VERB`: prepare (decode a layout root once into TFDS shards)."""
 from __future__ import annotations
 
 import argparse
