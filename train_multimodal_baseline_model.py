@@ -121,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from baseline_model.evaluate import evaluate_run
     from baseline_model.export import export_run
-    from baseline_model.run import load_run
+    from baseline_model.run import load_run, saved_model_path
     from baseline_model.strategy import is_chief
     from baseline_model.train import train_run
 
@@ -137,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     where = f"; exported {', '.join(exported.values())}" if exported else ""
     print(f"done: {model_config.kind} test accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} "
           f"({report['examples']} items, {result.epochs_run} epochs, {result.seconds:.0f} s); model "
-          f"{os.path.join(result.run_dir, 'model.keras')}, report {report['report_json']}{where}")
+          f"{saved_model_path(result.run_dir)}, report {report['report_json']}{where}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 ``RUN/run_config.json``  model and training configuration
 ``RUN/model.keras``      the trained weights: the fusion head (pretrained) or the whole model (seed_baseline)
+``RUN/classifier.weights.h5`` instead, for a pretrained model trained end to end (fine-tuned encoders)
 ``RUN/report.json``      evaluation; ``RUN/confusion_matrix_<split>.png``
 ``RUN/logs/``            TensorBoard; ``RUN/backup/`` the resume checkpoint while training
 ``RUN/export/<name>/<version>/`` SavedModels in TF Serving's layout
@@ -17,6 +18,9 @@ import keras
 from baseline_model.config import ModelConfig, TrainConfig, load_run_config
 
 MODEL_FILE = "model.keras"
+#: A pretrained model trained end to end (fine-tuned encoders): the whole classifier's weights, loaded into
+#: the architecture rebuilt from run_config.json.
+FULL_WEIGHTS_FILE = "classifier.weights.h5"
 
 
 @dataclasses.dataclass
@@ -34,6 +38,12 @@ class LoadedRun:
     extractor: Optional[keras.Model] = None
 
 
+def saved_model_path(run_dir: str) -> str:
+    """The file holding a run's trained weights (``model.keras`` or ``classifier.weights.h5``)."""
+    full = os.path.join(run_dir, FULL_WEIGHTS_FILE)
+    return full if os.path.isfile(full) else os.path.join(run_dir, MODEL_FILE)
+
+
 def embedding_submodel(model: keras.Model) -> keras.Model:
     """The model from the same inputs to its layer named ``embedding``."""
     return keras.Model(model.inputs, model.get_layer("embedding").output, name=f"{model.name}_embedder")
@@ -42,6 +52,14 @@ def embedding_submodel(model: keras.Model) -> keras.Model:
 def load_run(run_dir: str) -> LoadedRun:
     """Rebuild a run's models from its config and trained weights."""
     model_config, train_config, _ = load_run_config(run_dir)
+    full_weights = os.path.join(run_dir, FULL_WEIGHTS_FILE)
+    if model_config.kind == "pretrained" and os.path.isfile(full_weights):
+        from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
+
+        classifier, embedder, _ = build_pretrained_classifier(model_config, build_encoders(model_config))
+        classifier.load_weights(full_weights)
+        # No head/extractor: its encoders were fine-tuned, so evaluation and embedding run from raw inputs.
+        return LoadedRun(run_dir, model_config, train_config, classifier, embedder)
     path = os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: the run has no trained model yet")

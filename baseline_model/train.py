@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from baseline_model import data as data_lib
 from baseline_model.config import ModelConfig, TrainConfig, save_run_config
-from baseline_model.run import MODEL_FILE
+from baseline_model.run import FULL_WEIGHTS_FILE, MODEL_FILE
 from baseline_model.strategy import fit_under_strategy, is_chief, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -169,8 +169,15 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1,
             model.load_weights(best_path)
         from data_interface_for_model.atomic import atomic_output_path
 
-        with atomic_output_path(os.path.join(run_dir, MODEL_FILE), suffix=".keras") as tmp:
-            model.save(tmp)
+        end_to_end_pretrained = model_config.kind == "pretrained" and not train.feature_cache
+        keep, drop = (FULL_WEIGHTS_FILE, MODEL_FILE) if end_to_end_pretrained else (MODEL_FILE, FULL_WEIGHTS_FILE)
+        with atomic_output_path(os.path.join(run_dir, keep), suffix=os.path.basename(keep)) as tmp:
+            if end_to_end_pretrained:  # rebuilt from run_config.json, then these weights (see run.load_run)
+                model.save_weights(tmp)
+            else:
+                model.save(tmp)
+        if os.path.exists(os.path.join(run_dir, drop)):  # a previous run of the other kind in this folder
+            os.remove(os.path.join(run_dir, drop))
     val_acc = history.history.get("val_accuracy", [float("nan")])
     result_history = {k: [float(x) for x in v] for k, v in history.history.items()}
     if chief:

@@ -71,6 +71,21 @@ def test_pretrained_trains_on_cached_features(demo_root, data_dir, tmp_path):
     assert report["examples"] > 0
 
 
+def test_pretrained_fine_tunes_end_to_end(demo_root, data_dir, tmp_path):
+    """--fine-tune-top-layers trains from pixels (no feature cache) and the run reloads for evaluation."""
+    run_dir = str(tmp_path / "fine_tuned")
+    rc = main_job.main(["--data-root", demo_root, "--data-dir", data_dir, "--output", run_dir, "--epochs", "1",
+                        "--fine-tune-top-layers", "1", "--no-export", *TINY])
+    assert rc == 0
+    assert os.path.isfile(os.path.join(run_dir, "classifier.weights.h5"))
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+    _check_report(run_dir, "pretrained")
+    out_json = str(tmp_path / "val.json")
+    assert baseline_cli(["evaluate", "--run", run_dir, "--split", "validation", "--json", out_json]) == 0
+    with open(out_json) as handle, open(os.path.join(run_dir, "history.json")) as history:
+        assert json.load(handle)["accuracy"] == pytest.approx(max(json.load(history)["val_accuracy"]), abs=1e-6)
+
+
 def test_bad_arguments_fail_cleanly(tmp_path, capsys):
     assert main_job.main(["--data-root", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "not a folder" in capsys.readouterr().err
