@@ -16,6 +16,7 @@ from typing import Optional
 import keras
 
 from baseline_model.config import ModelConfig, TrainConfig, load_run_config
+from baseline_model.models.submodels import embedding_submodel
 
 MODEL_FILE = "model.keras"
 #: A pretrained model trained end to end (fine-tuned encoders): the whole classifier's weights, loaded into
@@ -44,11 +45,6 @@ def saved_model_path(run_dir: str) -> str:
     return full if os.path.isfile(full) else os.path.join(run_dir, MODEL_FILE)
 
 
-def embedding_submodel(model: keras.Model) -> keras.Model:
-    """The model from the same inputs to its layer named ``embedding``."""
-    return keras.Model(model.inputs, model.get_layer("embedding").output, name=f"{model.name}_embedder")
-
-
 def load_run(run_dir: str) -> LoadedRun:
     """Rebuild a run's models from its config and trained weights."""
     model_config, train_config, _ = load_run_config(run_dir)
@@ -56,10 +52,10 @@ def load_run(run_dir: str) -> LoadedRun:
     if model_config.kind == "pretrained" and os.path.isfile(full_weights):
         from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
 
-        classifier, embedder, _ = build_pretrained_classifier(model_config, build_encoders(model_config))
-        classifier.load_weights(full_weights)
+        models = build_pretrained_classifier(model_config, build_encoders(model_config))
+        models.classifier.load_weights(full_weights)
         # No head/extractor: its encoders were fine-tuned, so evaluation and embedding run from raw inputs.
-        return LoadedRun(run_dir, model_config, train_config, classifier, embedder)
+        return LoadedRun(run_dir, model_config, train_config, models.classifier, models.embedder)
     path = os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: the run has no trained model yet")
@@ -68,9 +64,8 @@ def load_run(run_dir: str) -> LoadedRun:
     saved = keras.saving.load_model(path)
     if model_config.kind == "seed_baseline":
         return LoadedRun(run_dir, model_config, train_config, saved, embedding_submodel(saved))
-    from baseline_model.models.pretrained import build_encoders, build_feature_extractor, build_pretrained_classifier
+    from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
 
-    encoders = build_encoders(model_config)
-    classifier, embedder, head = build_pretrained_classifier(model_config, encoders, saved)
-    return LoadedRun(run_dir, model_config, train_config, classifier, embedder, head=head,
-                     head_embedder=embedding_submodel(head), extractor=build_feature_extractor(encoders, model_config))
+    models = build_pretrained_classifier(model_config, build_encoders(model_config), saved)
+    return LoadedRun(run_dir, model_config, train_config, models.classifier, models.embedder, head=models.head,
+                     head_embedder=models.head_embedder, extractor=models.extractor)

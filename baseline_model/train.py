@@ -142,7 +142,7 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1,
             else:
                 from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
 
-                model, _, _ = build_pretrained_classifier(model_config, build_encoders(model_config))
+                model = build_pretrained_classifier(model_config, build_encoders(model_config)).classifier
             compile_classifier(model, train.learning_rate)
         train_size = data_lib.split_size(train, model_config, "train")
 

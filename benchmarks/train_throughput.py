@@ -51,17 +51,15 @@ def _measure(case: dict, steps: int, batch_size: int) -> dict:
 
         config = ModelConfig(num_frames=t, image_size=h)
         encoders = build_encoders(config)
-        classifier, _, head = build_pretrained_classifier(config, encoders)
+        models = build_pretrained_classifier(config, encoders)
         raw = {"text": np.array(["a beach with waves at sunset"] * batch_size),
                "cover": rng.random((batch_size, h, w, 3), dtype=np.float32),
                "frames": rng.random((batch_size, t, h, w, 3), dtype=np.float32)}
         if case["kind"] == "pretrained_e2e":
-            model, x = classifier, raw
+            model, x = models.classifier, raw
         else:
-            from baseline_model.models.pretrained import build_feature_extractor
-
-            model = head
-            x = {k: np.asarray(v) for k, v in build_feature_extractor(encoders, config)(raw).items()}
+            model = models.head
+            x = {k: np.asarray(v) for k, v in models.extractor(raw).items()}
     compile_classifier(model, 1e-3)
     dataset = tf.data.Dataset.from_tensors((x, labels)).repeat()
     model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up

@@ -1,6 +1,5 @@
 """Export in TF Serving's layout; the SavedModel, loaded in a fresh process, matches the Keras model."""
 import io
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ tf = pytest.importorskip("tensorflow")
 from baseline_model.config import ModelConfig, TrainConfig, save_run_config  # noqa: E402
 from baseline_model.export import decode_inputs, export_run, next_version  # noqa: E402
 from baseline_model.models import build_seed_baseline  # noqa: E402
+from baseline_model.models.submodels import embedding_submodel  # noqa: E402
 from data_interface_for_model.categories import LABELS  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +73,7 @@ def test_export_loads_in_a_fresh_process_and_matches(seed_run, tmp_path):
     assert os.path.isfile(os.path.join(paths["classifier"], "saved_model.pb"))
     assert next_version(os.path.join(base, "classifier")) == 2
 
-    embedder = keras.Model(model.inputs, model.get_layer("embedding").output)
+    embedder = embedding_submodel(model)
     _compare_in_fresh_process(paths, model, embedder, config, tmp_path)
 
 
@@ -101,11 +101,11 @@ def test_pretrained_export_runs_end_to_end_from_raw_inputs(tmp_path):
 
     run_dir = str(tmp_path / "run")
     config = ModelConfig(num_frames=2, image_size=32, embedding_dim=16, fusion_dim=16)
-    classifier, embedder, head = build_pretrained_classifier(config, build_encoders(config))
+    models = build_pretrained_classifier(config, build_encoders(config))
     save_run_config(run_dir, config, TrainConfig(output=run_dir))
-    head.save(os.path.join(run_dir, "model.keras"))
+    models.head.save(os.path.join(run_dir, "model.keras"))
     paths = export_run(run_dir, str(tmp_path / "models"))
-    _compare_in_fresh_process(paths, classifier, embedder, config, tmp_path)
+    _compare_in_fresh_process(paths, models.classifier, models.embedder, config, tmp_path)
 
 
 def test_versions_are_immutable(seed_run, tmp_path):

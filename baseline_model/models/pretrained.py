@@ -7,13 +7,12 @@ A missing modality is an empty brief, an all-zero cover, or all-zero frames (see
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
-
 import keras
 
 from baseline_model.config import ModelConfig
 from baseline_model.layers import FrameEncoder, ModalityPresence
 from baseline_model.models.fusion_head import build_fusion_head
+from baseline_model.models.submodels import embedding_submodel
 
 
 @dataclasses.dataclass
@@ -71,17 +70,32 @@ def build_feature_extractor(encoders: Encoders, config: ModelConfig) -> keras.Mo
     return keras.Model(inputs, features, name="feature_extractor")
 
 
-def build_pretrained_classifier(
-    config: ModelConfig, encoders: Encoders, head: keras.Model | None = None
-) -> Tuple[keras.Model, keras.Model, keras.Model]:
-    """Return ``(classifier, embedder, head)`` sharing weights.
+@dataclasses.dataclass
+class PretrainedModels:
+    """The pretrained classifier's models, all sharing one set of layers.
 
     ``classifier``: raw inputs -> probabilities ``[B, 31]``; ``embedder``: raw inputs -> embedding
-    ``[B, embedding_dim]``; ``head``: features -> probabilities (built fresh unless given).
+    ``[B, embedding_dim]``; ``head``: encoder features -> probabilities; ``head_embedder``: features ->
+    embedding; ``extractor``: raw inputs -> the head's feature dict.
     """
+
+    classifier: keras.Model
+    embedder: keras.Model
+    head: keras.Model
+    head_embedder: keras.Model
+    extractor: keras.Model
+
+
+def build_pretrained_classifier(config: ModelConfig, encoders: Encoders,
+                                head: keras.Model | None = None) -> PretrainedModels:
+    """Compose the encoders and the fusion head (built fresh unless given) into :class:`PretrainedModels`."""
     head = head or build_fusion_head(config, encoders.text_dim, encoders.image_dim)
+    head_embedder = embedding_submodel(head)
     inputs, features = encode_raw_inputs(encoders, config)
-    classifier = keras.Model(inputs, head(features), name="pretrained_classifier")
-    head_embedder = keras.Model(head.inputs, head.get_layer("embedding").output, name="head_embedder")
-    embedder = keras.Model(inputs, head_embedder(features), name="pretrained_embedder")
-    return classifier, embedder, head
+    return PretrainedModels(
+        classifier=keras.Model(inputs, head(features), name="pretrained_classifier"),
+        embedder=keras.Model(inputs, head_embedder(features), name="pretrained_embedder"),
+        head=head,
+        head_embedder=head_embedder,
+        extractor=keras.Model(inputs, features, name="feature_extractor"),
+    )
