@@ -44,7 +44,7 @@ setup(
         "data_interface_for_model", "data_interface_for_model.*", "retrieval", "retrieval.*",
         "serving", "serving.*",
     ]),
-    py_modules=["train_multimodal_baseline_model"],
+    py_modules=["train_multimodal_baseline_model", "xinpianchang"],
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
@@ -54,6 +54,7 @@ setup(
                  "scikit-image"],  # real photos bundled in the wheel, for the MobileNetV2 port test
     },
     entry_points={"console_scripts": [
+        "xinpianchang=xinpianchang:main",
         "xinpianchang-train=train_multimodal_baseline_model:main",
     ]},
 )

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
+from data_interface_for_model.cli import add_common_arguments, configure_logging, run_verb
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

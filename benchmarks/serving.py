@@ -122,7 +122,6 @@ def model_cost(model_dir: str, body: bytes, batch_sizes=(1, 8, 32), seconds: flo
     """In-process ms per example of the classifier's serving_default at each batch size (no server)."""
     import base64
 
-    import serving  # noqa: F401
     import tensorflow as tf
 
     from serving.layout import list_versions

@@ -1,2 +1,3 @@
-"""Tools around the raw dataset: the demo-data generator, statistics, and (per issue 3) the downloader,
-checker and aggregator."""
+"""Tools around the raw dataset: the downloader, the checker and aggregator, statistics and the demo-data
+generator."""
+import data_interface_for_model  # noqa: F401  (the project's one Keras 2/3 switch: see that package)

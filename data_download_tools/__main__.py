@@ -6,7 +6,7 @@ import json
 import sys
 from typing import List, Optional
 
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
+from data_interface_for_model.cli import add_common_arguments, configure_logging, run_verb
 
 
 def _cmd_make_demo(args: argparse.Namespace) -> int:

@@ -4,11 +4,21 @@ the TFDS builder, tf.data pipelines and numpy/PyTorch datasets.
 Importing this package needs neither TensorFlow nor PyAV; the submodules that do import them lazily.
 """
 import os as _os
+import sys as _sys
 
-# Every package of this project imports this one first. TFRS (retrieval, serving) needs tf.keras to be
-# Keras 2 (tf-keras), and TensorFlow reads this variable once, when it is first imported, so it is set
-# here, before any TensorFlow import. The classifier uses Keras 3 through `import keras`, which it leaves alone.
+# The one Keras 2/3 switch of the project. The recommender (TensorFlow Recommenders 0.7.7) needs tf.keras to
+# be Keras 2 (tf-keras); TensorFlow reads TF_USE_LEGACY_KERAS once, when it is first imported, so it must be
+# set before any TensorFlow import in the process. Every package of this project imports this one from its
+# own ``__init__`` (the entry points, the front door and every library import pass through there), so the
+# variable is set before anything can import TensorFlow. The classifier uses Keras 3 through ``import keras``,
+# which the variable leaves alone. Objects of the two Kerases never meet: only tensors and arrays cross.
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+if "tensorflow" in _sys.modules and _os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    import logging as _logging
+
+    _logging.getLogger(__name__).warning(
+        "TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set: the recommender (TFRS) will not work in "
+        "this process; import a project package first, or export the variable")
 from data_interface_for_model.categories import (
     LABELS,
     LABEL_TO_ID,

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 def _prepare(args: argparse.Namespace) -> int:
     """Build the TFDS dataset from a layout root (the heavy imports happen here, not at parse time)."""
-    from data_interface_for_model.cli_util import configure_logging
+    from data_interface_for_model.cli import configure_logging
     from data_interface_for_model.prepare import prepare_dataset
 
     configure_logging(args)
@@ -30,7 +30,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _add_prepare(verbs) -> None:
-    from data_interface_for_model.cli_util import add_common_arguments
+    from data_interface_for_model.cli import add_common_arguments
 
     parser = verbs.add_parser(
         "prepare", help="decode a layout root once into the xinpianchang TFDS dataset (array_record + tfrecord)",

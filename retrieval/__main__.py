@@ -7,8 +7,7 @@ import json
 import sys
 from typing import List, Optional
 
-import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging, run_verb
+from data_interface_for_model.cli import add_common_arguments, configure_logging, run_verb
 
 
 

@@ -42,7 +42,6 @@ import shutil
 import tempfile
 from typing import Dict, Optional, Sequence
 
-import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
 
 from data_interface_for_model.atomic import atomic_write

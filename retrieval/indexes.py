@@ -19,7 +19,6 @@ import logging
 import math
 from typing import Dict, Optional, Sequence
 
-import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs

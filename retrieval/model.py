@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Optional, Sequence
 
-import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs

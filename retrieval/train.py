@@ -13,7 +13,6 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence
 
-import retrieval  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Dict, List, Optional
 
-from data_interface_for_model.cli_util import add_common_arguments, configure_logging
+from data_interface_for_model.cli import add_common_arguments, configure_logging
 
 
 def _add_batching_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,6 @@ def _parse_labels(values: List[str], model_names: List[str]) -> Dict[str, Dict[s
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import serving  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
     from serving.layout import LayoutError, VersionPolicy, load_model_base
     from serving.server import ModelServer, ServerConfig
 
