@@ -52,6 +52,10 @@ setup(
         "torch": ["torch==2.13.0"],
         "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0",
                  "scikit-image"],  # real photos bundled in the wheel, for the MobileNetV2 port test
+        # Apache Beam pipelines (docs/beam.md): the version verified beside this stack; it moves protobuf,
+        # pyarrow and pillow to older releases and leaves TensorFlow, numpy and grpcio alone.
+        "beam": ["apache-beam==2.77.0"],
+        "beam-gcp": ["apache-beam[gcp]==2.77.0"],  # Dataflow and gs:// paths
     },
     entry_points={"console_scripts": [
         "xinpianchang=xinpianchang:main",
