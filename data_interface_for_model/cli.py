@@ -37,9 +37,9 @@ class UsageError(Exception):
 USER_ERRORS = (UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
 
 
-def _hidden_aliases(parser: argparse.ArgumentParser, dest: str, aliases: Sequence[str]) -> None:
+def _hidden_aliases(parser: argparse.ArgumentParser, dest: str, aliases: Sequence[str], **kwargs) -> None:
     for alias in aliases:
-        parser.add_argument(alias, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        parser.add_argument(alias, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
 def add_data_root(parser: argparse.ArgumentParser, *, required: bool = True, default: Optional[str] = None,
@@ -87,7 +87,7 @@ def add_image_size(parser: argparse.ArgumentParser, default: Optional[int] = def
     parser.add_argument("--image-size", type=positive_int, default=default,
                         help=f"side of the square frames and cover in pixels (default {default})" if default
                         else "side of the square frames and cover (default: the run's)")
-    _hidden_aliases(parser, "image_size", aliases)
+    _hidden_aliases(parser, "image_size", aliases, type=positive_int)
 
 
 def split_name(value: str) -> str:
