@@ -1,0 +1,299 @@
+"""Sound tracks as a modality: decode with PyAV, sample fixed windows like the frames, log-mel in TensorFlow.
+
+The front end is musicnn's (the pretrained audio encoder, ``baseline_model.encoders.musicnn``), so the same
+spectrograms feed it without conversion:
+
+* **decode**: the first audio stream, any sample rate, any channel layout, any sample format, is resampled
+  by FFmpeg (``av.AudioResampler``) to **mono float32 at 16 kHz**;
+* **windows** are sampled *like the frames* (``decoding.sample_clip``): the track's duration ``D`` is cut
+  into ``P`` equal segments and a window of ``PATCH_SAMPLES`` samples (3 s, one musicnn patch) is centred
+  on each, ``(i + 0.5) * D / P``, shifted inside the track where it would overrun an end; a track shorter
+  than one window is repeated to fill it (musicnn's own ``repeat-pad``);
+* **log-mel** (:func:`log_mel`, pure ``tf.signal``): centred STFT (reflect padding) with a periodic Hann
+  window of 512, hop 256, power 2, 96 **Slaney** mel bands (librosa's default filterbank, built here in
+  numpy), then ``log10(10000 * mel + 1)``; each window gives ``PATCH_FRAMES = 187`` frames.
+
+A clip with no audio stream, or whose windows are silent (RMS below ``silence_dbfs``), has *no audio*:
+:func:`sample_audio` returns a :class:`SampledAudio` with ``present=False`` and zero arrays, exactly like a
+missing cover is a missing modality. A file that cannot be decoded raises :class:`AudioDecodeError` (a
+:class:`~data_interface_for_model.decoding.DecodeError`) naming the file. Very long tracks are read only up
+to the end of the last window (and at most ``max_seconds`` when the container states no duration).
+
+Importing this module needs neither TensorFlow nor PyAV.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from data_interface_for_model.decoding import DecodeError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: musicnn's input parameters (``musicnn.configuration``; extractor: 3 s patches of 187 frames).
+SAMPLE_RATE = 16000
+FFT_SIZE = 512
+HOP = 256
+N_MELS = 96
+PATCH_FRAMES = 187
+#: Samples in one window: a centred STFT of ``(PATCH_FRAMES - 1) * HOP`` samples gives ``PATCH_FRAMES`` frames.
+PATCH_SAMPLES = (PATCH_FRAMES - 1) * HOP
+#: Windows (3 s patches) per clip by default.
+DEFAULT_PATCHES = 2
+#: RMS below this (dB relative to full scale) is silence: the clip has no audio.
+DEFAULT_SILENCE_DBFS = -60.0
+#: Longest stretch decoded when the container states no duration.
+DEFAULT_MAX_SECONDS = 600.0
+
+
+class AudioDecodeError(DecodeError):
+    """An audio track that cannot be decoded (missing, empty, truncated or corrupt file)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """How a clip's sound is sampled. ``patches`` windows of ``PATCH_SAMPLES`` samples at 16 kHz."""
+
+    patches: int = DEFAULT_PATCHES
+    silence_dbfs: float = DEFAULT_SILENCE_DBFS
+    max_seconds: float = DEFAULT_MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.patches < 1:
+            raise ValueError(f"patches must be at least 1, got {self.patches}")
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledAudio:
+    """What :func:`sample_audio` returns.
+
+    Attributes:
+      waveform: float32 ``[P, PATCH_SAMPLES]`` mono 16 kHz windows in [-1, 1] (zeros when absent).
+      present: whether the clip has a non-silent audio track.
+      reason: why it is absent (``"no audio stream"``, ``"silent"``), else ``""``.
+      duration_s: the track's duration in seconds (0 when absent).
+      source_rate, source_channels: the stream's own sample rate and channel count (0 when none).
+    """
+
+    waveform: np.ndarray
+    present: bool
+    reason: str = ""
+    duration_s: float = 0.0
+    source_rate: int = 0
+    source_channels: int = 0
+
+
+def window_starts(num_samples: int, patches: int, window: int = PATCH_SAMPLES) -> List[int]:
+    """Start sample of each of ``patches`` windows centred at ``(i + 0.5) * N / P``, kept inside the track.
+
+    A track shorter than ``window`` gives starts of 0 (the caller repeats it to fill the window).
+    """
+    starts = []
+    for i in range(patches):
+        centre = (i + 0.5) * num_samples / patches
+        start = int(round(centre - window / 2))
+        starts.append(max(0, min(start, num_samples - window)))
+    return starts
+
+
+def cut_windows(track: np.ndarray, patches: int, window: int = PATCH_SAMPLES) -> np.ndarray:
+    """``[P, window]`` windows of a mono ``track`` (see :func:`window_starts`); a short track is tiled."""
+    track = np.asarray(track, dtype=np.float32).reshape(-1)
+    if track.size == 0:
+        return np.zeros((patches, window), np.float32)
+    if track.size < window:
+        track = np.tile(track, int(math.ceil(window / track.size)))[:window]
+    return np.stack([track[s:s + window] for s in window_starts(track.size, patches, window)])
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (``-inf`` for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(np.asarray(x, np.float64))))) if np.size(x) else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
+
+
+def _absent(patches: int, reason: str, rate: int = 0, channels: int = 0, duration: float = 0.0) -> SampledAudio:
+    return SampledAudio(np.zeros((patches, PATCH_SAMPLES), np.float32), False, reason, duration, rate, channels)
+
+
+def decode_track(path: PathLike, *, max_seconds: Optional[float] = None) -> Tuple[Optional[np.ndarray], int, int]:
+    """The first audio stream of ``path`` as mono float32 at 16 kHz.
+
+    Returns:
+      ``(samples [N] or None when the file has no audio stream, source rate, source channels)``.
+
+    Raises:
+      AudioDecodeError: the file is missing, empty, corrupt or truncated before any audio.
+    """
+    import av  # PyAV, imported on use
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioDecodeError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise AudioDecodeError(f"{path}: empty file")
+    limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+    chunks: List[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(path, mode="r") as container:
+            if not container.streams.audio:
+                return None, 0, 0
+            stream = container.streams.audio[0]
+            rate = int(stream.rate or 0)
+            channels = int(getattr(stream, "channels", 0) or 0)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            try:
+                for frame in container.decode(stream):
+                    for out in resampler.resample(frame):
+                        chunk = out.to_ndarray().reshape(-1)
+                        chunks.append(chunk)
+                        total += chunk.size
+                    if limit is not None and total >= limit:
+                        break
+                else:
+                    for out in resampler.resample(None):
+                        chunks.append(out.to_ndarray().reshape(-1))
+            except av.FFmpegError as exc:
+                if not chunks:
+                    raise
+                logger.warning("%s: audio truncated after %.1f s (%s); using what decoded", path,
+                               total / SAMPLE_RATE, exc)
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise AudioDecodeError(f"{path}: cannot decode audio: {exc}") from None
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if limit is not None:
+        samples = samples[:limit]
+    return samples, rate, channels
+
+
+def _stated_duration(path: str) -> Optional[float]:
+    import av
+
+    try:
+        with av.open(path, mode="r") as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / 1_000_000
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    return None
+
+
+def sample_audio(path: PathLike, config: AudioConfig = AudioConfig()) -> SampledAudio:
+    """Sample ``config.patches`` windows of the sound track of ``path`` (see the module docstring).
+
+    Returns:
+      a :class:`SampledAudio`; ``present`` is False (and the waveform zeros) when the clip has no audio
+      stream or is silent.
+
+    Raises:
+      AudioDecodeError: the file cannot be decoded.
+    """
+    path = os.fspath(path)
+    stated = _stated_duration(path) if os.path.isfile(path) and os.path.getsize(path) else None
+    # read up to the end of the last window only: the windows depend on the duration alone
+    limit = config.max_seconds if stated is None else min(stated, config.max_seconds) + 1.0
+    samples, rate, channels = decode_track(path, max_seconds=limit)
+    if samples is None:
+        logger.info("%s: no audio stream (missing modality)", path)
+        return _absent(config.patches, "no audio stream")
+    if stated is not None and stated > config.max_seconds:
+        logger.info("%s: %.0f s track, windows placed in its first %.0f s", path, stated, config.max_seconds)
+    if samples.size == 0:
+        logger.info("%s: audio stream without samples (missing modality)", path)
+        return _absent(config.patches, "silent", rate, channels)
+    windows = cut_windows(samples, config.patches)
+    duration = samples.size / SAMPLE_RATE
+    if rms_dbfs(windows) < config.silence_dbfs:
+        logger.info("%s: silent audio (missing modality)", path)
+        return _absent(config.patches, "silent", rate, channels, duration)
+    return SampledAudio(np.clip(windows, -1.0, 1.0), True, "", duration, rate, channels)
+
+
+# --------------------------------------------------------------------------------------------- log-mel
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's ``htk=False``): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep,
+                    hz / f_sp)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def slaney_mel_matrix(sample_rate: int = SAMPLE_RATE, fft_size: int = FFT_SIZE, n_mels: int = N_MELS,
+                      fmin: float = 0.0, fmax: Optional[float] = None) -> np.ndarray:
+    """librosa's default mel filterbank (Slaney scale, Slaney area normalisation), ``[fft_size // 2 + 1, n_mels]``."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    fft_freqs = np.linspace(0, sample_rate / 2, 1 + fft_size // 2)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+def log_mel(waveform, *, patch_frames: Optional[int] = PATCH_FRAMES):
+    """musicnn's log-mel spectrogram of 16 kHz mono audio, in TensorFlow.
+
+    Args:
+      waveform: float ``[..., N]`` samples (a tensor or an array).
+      patch_frames: crop or zero-pad the time axis to this many frames (None keeps ``1 + N // HOP``).
+
+    Returns:
+      float32 ``[..., frames, N_MELS]``: ``log10(10000 * mel_power + 1)``.
+    """
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(waveform, tf.float32)
+    pad = FFT_SIZE // 2
+    rank = x.shape.rank
+    paddings = [[0, 0]] * (rank - 1) + [[pad, pad]]
+    x = tf.pad(x, paddings, mode="REFLECT")  # librosa's centred STFT
+    stft = tf.signal.stft(x, frame_length=FFT_SIZE, frame_step=HOP, fft_length=FFT_SIZE,
+                          window_fn=tf.signal.hann_window, pad_end=False)
+    power = tf.math.square(tf.math.abs(stft))
+    mel = tf.tensordot(power, tf.constant(slaney_mel_matrix()), axes=1)
+    logmel = tf.math.log(10000.0 * mel + 1.0) / tf.math.log(10.0)
+    if patch_frames is not None:
+        frames = tf.shape(logmel)[-2]
+        logmel = logmel[..., :patch_frames, :]
+        short = tf.maximum(0, patch_frames - frames)
+        logmel = tf.pad(logmel, [[0, 0]] * (rank - 1) + [[0, short], [0, 0]])
+        logmel = tf.ensure_shape(logmel, [None] * (rank - 1) + [patch_frames, N_MELS])
+    return logmel
+
+
+def log_mel_numpy(waveform: np.ndarray) -> np.ndarray:
+    """A numpy reference of :func:`log_mel` for one 1-D waveform (``[1 + N // HOP, N_MELS]``), for tests."""
+    x = np.pad(np.asarray(waveform, np.float64), FFT_SIZE // 2, mode="reflect")
+    n = 1 + (x.size - FFT_SIZE) // HOP
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FFT_SIZE) / FFT_SIZE)  # periodic Hann
+    frames = np.stack([x[i * HOP:i * HOP + FFT_SIZE] * window for i in range(n)])
+    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+    return np.log10(10000.0 * power @ slaney_mel_matrix().astype(np.float64) + 1.0)
