@@ -54,7 +54,7 @@ def _b64(data: bytes) -> dict:
 
 
 def build_standins(base: str, num_frames: int, image_size: int, num_items: int) -> None:
-    from serving.toy_models import build_standin_classifier, build_toy_recommender
+    from tests.serving_fixtures import build_standin_classifier, build_toy_recommender
 
     build_standin_classifier(base, num_frames=num_frames, image_size=image_size)
     build_toy_recommender(base, name="recommender_bruteforce", num_items=num_items, dim=64, k=10)

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Dict, List, Optional
 
-from data_interface_for_model.cli import add_common_arguments, configure_logging
+from data_interface_for_model.cli import UsageError, add_common_arguments, add_model_base, positive_int, verb_main
 
 
 def _add_batching_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,33 +36,26 @@ def _batching(args: argparse.Namespace):
 def cmd_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from serving.export import ExportUnavailable, export_runs, write_serving_configs
+    from serving.export import export_runs, write_serving_configs
 
-    if not args.classifier and not args.retrieval:
-        print("error: give --classifier RUN and/or --retrieval RUN", file=sys.stderr)
-        return 2
-    steps = int(bool(args.classifier)) + int(bool(args.retrieval)) + 1
+    if not args.classifier_run and not args.recommender_run:
+        raise UsageError("give --classifier-run RUN and/or --recommender-run RUN")
+    steps = int(bool(args.classifier_run)) + int(bool(args.recommender_run)) + 1
     with tqdm(total=steps, desc="export", unit="step", disable=args.quiet) as bar:
         def progress(kind: str) -> None:
             bar.set_postfix_str(kind)
 
-        try:
-            exported = export_runs(args.base, args.classifier, args.retrieval, args.version, progress=progress)
-        except (ExportUnavailable, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # noqa: BLE001 - an exporter failed: say which, exit non-zero
-            print(f"error: export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+        exported = export_runs(args.model_base, args.classifier_run, args.recommender_run, args.version,
+                               progress=progress)
         bar.update(steps - 1)
         bar.set_postfix_str("configs")
-        configs = write_serving_configs(args.base, _batching(args))
+        configs = write_serving_configs(args.model_base, _batching(args))
         bar.update(1)
     for name, path in sorted(exported.items()):
         print(f"  {name}: {path}")
     for kind, path in sorted(configs.items()):
         print(f"  {kind}: {path}")
-    print(f"exported {len(exported)} model version(s) to {args.base}; TF Serving configs: "
+    print(f"exported {len(exported)} model version(s) to {args.model_base}; TF Serving configs: "
           f"{', '.join(sorted(configs))}")
     return 0
 
@@ -78,56 +71,57 @@ def _parse_labels(values: List[str], model_names: List[str]) -> Dict[str, Dict[s
         if not sep:
             model, spec = None, value
         if model is not None and model not in model_names:
-            raise ValueError(f"--version-labels names unknown model {model!r} (models: {model_names})")
+            raise UsageError(f"--version-labels names unknown model {model!r} (models: {model_names})")
         for name in ([model] if model else model_names):
             labels.setdefault(name, {}).update(parse_version_labels(spec))
     return labels
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from serving.layout import LayoutError, VersionPolicy, load_model_base
-    from serving.server import ModelServer, ServerConfig
+def _configure_access_log(target: str) -> None:
+    if not target:
+        return
+    access = logging.getLogger("serving.access")
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    handler = logging.StreamHandler(sys.stderr) if target == "-" else logging.FileHandler(target)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access.addHandler(handler)
 
-    if args.access_log:
-        access = logging.getLogger("serving.access")
-        access.setLevel(logging.INFO)
-        access.propagate = False
-        handler = logging.StreamHandler(sys.stderr) if args.access_log == "-" else logging.FileHandler(args.access_log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        access.addHandler(handler)
-    logging.getLogger("serving.model_manager").setLevel(logging.INFO)
-    try:
-        if not os.path.isdir(args.model_base):
-            raise LayoutError(f"model base {args.model_base!r} is not a folder")
-        models = load_model_base(args.model_base, args.model_config_file)
-        if not models:
-            raise LayoutError(f"{args.model_base}: no model folders (expected <name>/<version>/saved_model.pb)")
-        if args.version_policy:
-            policy = VersionPolicy.parse(args.version_policy)
-            for model in models:
-                model.version_policy = policy
-        for name, labels in _parse_labels(args.version_labels, [m.name for m in models]).items():
-            next(m for m in models if m.name == name).version_labels.update(labels)
-    except (LayoutError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    config = ServerConfig(host=args.host, rest_port=None if args.no_rest else args.rest_port,
-                          grpc_port=None if args.no_grpc else args.grpc_port,
-                          max_request_bytes=args.max_request_bytes, poll_interval_s=args.poll_interval,
-                          batching=_batching(args))
+
+def _models_to_serve(args: argparse.Namespace):
+    from serving.layout import VersionPolicy, load_model_base
+
+    if not os.path.isdir(args.model_base):
+        raise UsageError(f"model base {args.model_base!r} is not a folder")
+    models = load_model_base(args.model_base, args.model_config_file)
+    if not models:
+        raise UsageError(f"{args.model_base}: no model folders (expected <name>/<version>/saved_model.pb)")
+    if args.version_policy:
+        policy = VersionPolicy.parse(args.version_policy)
+        for model in models:
+            model.version_policy = policy
+    for name, labels in _parse_labels(args.version_labels, [m.name for m in models]).items():
+        next(m for m in models if m.name == name).version_labels.update(labels)
+    return models
+
+
+def run_server(models, config, quiet: bool = False) -> int:
+    """Start the server, print where it listens, serve until SIGINT/SIGTERM, stop."""
+    from serving.server import ModelServer
+
     server = ModelServer(models, config)
     try:
         server.start()
     except OSError as exc:
-        print(f"error: cannot listen: {exc}", file=sys.stderr)
         server.stop()
-        return 1
+        raise UsageError(f"cannot listen on {config.host}: {exc.strerror or exc}") from None
     health = server.health()
     for model in models:
-        print(f"  {model.name}: versions {health[model.name] or 'none yet'} from {model.base_path}"
+        print(f"  {model.name}: versions {health[model.name] or 'none yet'}"
               + (f", labels {model.version_labels}" if model.version_labels else ""))
-    print(f"serving {len(models)} model(s): REST http://{args.host}:{server.rest_port}  gRPC {args.host}:{server.grpc_port}"
-          f"  batching {'on' if config.batching else 'off'} (Ctrl-C to stop)", flush=True)
+    print(f"serving {len(models)} model(s): REST http://{config.host}:{server.rest_port}  gRPC "
+          f"{config.host}:{server.grpc_port}  batching {'on' if config.batching else 'off'} (Ctrl-C to stop)",
+          flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -137,27 +131,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    models = _models_to_serve(args)  # bad input fails before TensorFlow loads
+    from serving.limits import limits_from_args
+    from serving.server import ServerConfig
 
-    export = verbs.add_parser("export", help="export runs to MODELS/<name>/<version>/ + models.config + docker-compose.yml",
-                              description="Export the classifier run (classifier, embedder) and the retrieval run "
-                                          "(recommender_bruteforce, recommender_scann) in TF Serving's layout, then "
-                                          "write models.config and docker-compose.yml for every model under --base.")
-    export.add_argument("--classifier", metavar="RUN", help="classifier run folder (baseline_model)")
-    export.add_argument("--retrieval", metavar="RUN", help="retrieval run folder (retrieval)")
-    export.add_argument("--base", metavar="MODELS", default="models", help="model base folder (default: models)")
-    export.add_argument("--version", type=int, default=None, help="version number (default: next free)")
+    _configure_access_log(args.access_log)
+    logging.getLogger("serving.model_manager").setLevel(logging.INFO)
+    config = ServerConfig(host=args.host, rest_port=None if args.no_rest else args.rest_port,
+                          grpc_port=None if args.no_grpc else args.grpc_port, poll_interval_s=args.poll_interval,
+                          batching=_batching(args), limits=limits_from_args(args))
+    return run_server(models, config, args.quiet)
+
+
+def add_verbs(verbs) -> None:
+    """``export`` and ``serve`` (and ``model-server``, TF Serving's own command line)."""
+    from serving.limits import add_limit_arguments
+
+    export = verbs.add_parser(
+        "export", help="export runs to MODELS/<name>/<version>/ + models.config + docker-compose.yml",
+        description="Export the classifier run (classifier, embedder) and the recommender run "
+                    "(recommender_bruteforce, recommender_scann) in TF Serving's layout, then write models.config "
+                    "and docker-compose.yml for every model under --model-base.")
+    export.add_argument("--classifier-run", metavar="RUN", help="classifier run folder to export")
+    export.add_argument("--recommender-run", metavar="RUN", help="recommender run folder to export")
+    export.add_argument("--classifier", dest="classifier_run", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+    export.add_argument("--retrieval", dest="recommender_run", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+    add_model_base(export, aliases=("--base",))
+    export.add_argument("--version", type=positive_int, default=None, help="version number (default: next free)")
     _add_batching_arguments(export)
     add_common_arguments(export)
     export.set_defaults(func=cmd_export)
 
-    serve = verbs.add_parser("serve", help="serve MODELS over TF Serving's REST and gRPC APIs",
-                             description="Serve every model under --model-base (or those its models.config lists) "
-                                         "with TF Serving's REST API and gRPC PredictionService/ModelService; new "
-                                         "version folders are picked up while serving.")
-    serve.add_argument("--model-base", metavar="MODELS", default="models", help="model base folder (default: models)")
+    serve = verbs.add_parser(
+        "serve", help="serve MODELS over TF Serving's REST and gRPC APIs (127.0.0.1 by default)",
+        description="Serve every model under --model-base (or those its models.config lists) with TF Serving's "
+                    "REST API and gRPC PredictionService/ModelService; new version folders are picked up while "
+                    "serving.")
+    add_model_base(serve)
     serve.add_argument("--model-config-file", help="a ModelServerConfig text file (default: MODELS/models.config "
                                                    "if present, else every sub-folder of MODELS)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -170,22 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--version-policy", help="latest[:N] | all | specific:V1,V2 (default: latest, or models.config)")
     serve.add_argument("--version-labels", action="append", default=[], metavar="[MODEL:]LABEL=V,...",
                        help="version labels for /labels/{label}, e.g. stable=1,canary=2 (repeatable)")
-    serve.add_argument("--max-request-bytes", type=int, default=32 << 20,
-                       help="largest request body / gRPC message (default 32 MiB)")
     serve.add_argument("--access-log", default="-", metavar="FILE",
                        help="access log file ('-' = stderr, the default; '' = none)")
     _add_batching_arguments(serve)
+    add_limit_arguments(serve)
     add_common_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+
+def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_verbs(parser.add_subparsers(dest="verb", required=True, metavar="VERB"))
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    configure_logging(args)
-    return args.func(args)
+    return verb_main(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
+from data_interface_for_model.cli import UsageError
 from serving.batching import BatchingConfig
 from serving.layout import list_versions, validate_model_name, write_export_configs
 
@@ -24,7 +25,7 @@ EXPORTERS = {
 }
 
 
-class ExportUnavailable(RuntimeError):
+class ExportUnavailable(UsageError):
     """An exporter that this checkout does not have (yet)."""
 
 
@@ -78,7 +79,7 @@ def write_serving_configs(base: str, batching: Optional[BatchingConfig] = None,
     return write_export_configs(base, names, scann_models=scann, version_labels=version_labels, batching=params)
 
 
-def export_runs(base: str, classifier_run: Optional[str] = None, retrieval_run: Optional[str] = None,
+def export_runs(base: str, classifier_run: Optional[str] = None, recommender_run: Optional[str] = None,
                 version: Optional[int] = None, progress: Optional[Callable[[str], None]] = None) -> Dict[str, str]:
     """Export the given runs into ``base``; returns ``{model name: version dir}``.
 
@@ -86,7 +87,7 @@ def export_runs(base: str, classifier_run: Optional[str] = None, retrieval_run: 
       ExportUnavailable: an exporter is missing from this checkout.
       FileNotFoundError: a run folder does not exist.
     """
-    jobs: Sequence = [(kind, run) for kind, run in (("classifier", classifier_run), ("retrieval", retrieval_run)) if run]
+    jobs: Sequence = [(kind, run) for kind, run in (("classifier", classifier_run), ("retrieval", recommender_run)) if run]
     for kind, run in jobs:
         if not os.path.isdir(run):
             raise FileNotFoundError(f"{kind} run {run!r} is not a folder")

@@ -18,6 +18,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from serving.errors import ServingError, invalid
+from serving.limits import Limits
 from serving.service import ServingCore
 from serving.signatures import Signature
 
@@ -138,13 +139,13 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 class GrpcServer:
     """The gRPC front end on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8500,
-                 max_message_bytes: int = 32 << 20, max_workers: int = 64):
+    def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8500, limits: Limits = Limits()):
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-            options=[("grpc.max_receive_message_length", max_message_bytes),
-                     ("grpc.max_send_message_length", max_message_bytes),
-                     ("grpc.so_reuseport", 0)])
+            futures.ThreadPoolExecutor(max_workers=limits.grpc_workers, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", limits.max_request_bytes),
+                     ("grpc.max_send_message_length", limits.max_request_bytes),
+                     ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), self._server)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

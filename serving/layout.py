@@ -6,8 +6,9 @@ A *model base* holds one folder per model, each holding numbered version folders
     MODELS/models.config                                          (ModelServerConfig, protobuf text format)
     MODELS/docker-compose.yml                                     (the production path: real TF Serving)
 
-This module finds models and versions, describes them (:class:`ModelConfig`, :class:`VersionPolicy`), and
-reads and writes ``models.config`` (with the protos that ship in ``tensorflow-serving-api``) and the
+The version folders themselves (names, numbering, atomic writes) belong to
+:mod:`data_interface_for_model.tf_serving_format`; this module finds models, describes them
+(:class:`ModelConfig`, :class:`VersionPolicy`), and reads and writes ``models.config`` (with the protos that ship in ``tensorflow-serving-api``) and the
 ``docker-compose.yml`` that runs them under ``tensorflow/serving`` and ``google/tf-serving-scann``.
 No TensorFlow import here.
 """
@@ -22,6 +23,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from data_interface_for_model.atomic import atomic_write
+from data_interface_for_model.tf_serving_format import (  # noqa: F401  (re-exported: the server's view of the format)
+    LayoutError, is_saved_model_dir, list_versions, validate_model_name)
 
 CONFIG_FILE_NAME = "models.config"
 COMPOSE_FILE_NAME = "docker-compose.yml"
@@ -29,42 +32,8 @@ COMPOSE_FILE_NAME = "docker-compose.yml"
 CONTAINER_MODEL_BASE = "/models"
 STOCK_IMAGE = "tensorflow/serving"
 SCANN_IMAGE = "google/tf-serving-scann"
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-_VERSION_RE = re.compile(r"^[0-9]{1,18}$")
+#: Version labels and model names: one path component of letters, digits, ``_ . -``.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class LayoutError(ValueError):
-    """A model base, name, version or config file that does not follow TF Serving's layout."""
-
-
-def validate_model_name(name: str) -> str:
-    """A model name is one path component of letters, digits, ``_ . -`` (it appears in URLs and paths)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
-        raise LayoutError(f"invalid model name {name!r}: use letters, digits, '_', '.', '-'")
-    return name
-
-
-def is_saved_model_dir(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)
-
-
-def list_versions(model_path: str) -> Dict[int, str]:
-    """``{version: folder}`` for the numbered sub-folders of ``model_path`` that hold a SavedModel.
-
-    Names that are not all digits (``1.tmp``, ``.2.part``) are ignored, as TF Serving ignores them, so a
-    writer can build a version under a temporary name and rename it into place.
-    """
-    versions: Dict[int, str] = {}
-    try:
-        entries = os.listdir(model_path)
-    except FileNotFoundError:
-        return versions
-    for entry in entries:
-        full = os.path.join(model_path, entry)
-        if _VERSION_RE.match(entry) and os.path.isdir(full) and is_saved_model_dir(full):
-            versions[int(entry)] = full
-    return versions
 
 
 def fingerprint(version_path: str) -> Tuple[Tuple[str, int, int], ...]:
@@ -267,7 +236,8 @@ def docker_compose_text(services: Sequence[ComposeService], batching_file: Optio
         "# TF Serving for the exported models: the production path (needs a Docker engine; not runnable on the",
         "# build machine). Run from this folder:  docker compose up",
         "# The ScaNN index holds custom ops that stock TF Serving cannot run: it is served by the ScaNN-enabled",
-        f"# image {SCANN_IMAGE} (CPU with AVX2 + FMA).",
+        f"# image {SCANN_IMAGE} (CPU with AVX2 + FMA). Ports are published on 127.0.0.1 only: put an",
+        "# authenticating proxy in front before exposing them further.",
         "services:",
     ]
     for service in services:
@@ -280,8 +250,8 @@ def docker_compose_text(services: Sequence[ComposeService], batching_file: Optio
             f"    image: {service.image}",
             "    restart: unless-stopped",
             "    ports:",
-            f'      - "{service.grpc_port}:8500"',
-            f'      - "{service.rest_port}:8501"',
+            f'      - "127.0.0.1:{service.grpc_port}:8500"',
+            f'      - "127.0.0.1:{service.rest_port}:8501"',
             "    volumes:",
             f"      - ./:{CONTAINER_MODEL_BASE}:ro",
             "    command:",

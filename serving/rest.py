@@ -27,6 +27,7 @@ from google.protobuf import json_format
 
 from serving import tensor_json
 from serving.errors import ServingError, invalid
+from serving.limits import Limits
 from serving.service import ServingCore
 
 access_log = logging.getLogger("serving.access")
@@ -194,10 +195,10 @@ class RestServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8501,
-                 max_request_bytes: int = 32 << 20):
+    def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8501, limits: Limits = Limits()):
         self.core = core
-        self.max_request_bytes = max_request_bytes
+        self.limits = limits
+        self.max_request_bytes = limits.max_request_bytes
         self._thread: Optional[threading.Thread] = None
         super().__init__((host, port), RestHandler)
 

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Sequence
 from serving.batching import BatchingConfig
 from serving.grpc_server import GrpcServer
 from serving.layout import ModelConfig
+from serving.limits import Limits
 from serving.model_manager import ModelManager
 from serving.rest import RestServer
 from serving.service import ServingCore
@@ -22,11 +23,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     rest_port: Optional[int] = 8501
     grpc_port: Optional[int] = 8500
-    max_request_bytes: int = 32 << 20
     poll_interval_s: float = 1.0
     batching: Optional[BatchingConfig] = None
     drain_timeout_s: float = 300.0
-    grpc_workers: int = 64
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
 
 class ModelServer:
@@ -44,11 +44,10 @@ class ModelServer:
         self.manager.start()
         try:
             if self.config.rest_port is not None:
-                self.rest = RestServer(self.core, self.config.host, self.config.rest_port, self.config.max_request_bytes)
+                self.rest = RestServer(self.core, self.config.host, self.config.rest_port, self.config.limits)
                 self.rest.start()
             if self.config.grpc_port is not None:
-                self.grpc = GrpcServer(self.core, self.config.host, self.config.grpc_port,
-                                       self.config.max_request_bytes, self.config.grpc_workers)
+                self.grpc = GrpcServer(self.core, self.config.host, self.config.grpc_port, self.config.limits)
                 self.grpc.start()
         except BaseException:
             self.stop()

@@ -21,10 +21,12 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
 from serving.batching import BatchingConfig
-from serving.client import GrpcClient, RestClient, ServingClientError, recommend, similar_items
+from serving.client import (GrpcClient, RestClient, ServingClientError, classify_video, embed_video, encode_video,
+                            recommend, similar_items)
 from serving.layout import ModelConfig, VersionPolicy
+from serving.limits import Limits
 from serving.server import ModelServer, ServerConfig
-from serving.toy_models import build_toy_classifier, build_toy_recommender
+from tests.serving_fixtures import build_toy_classifier, build_toy_recommender
 
 B64 = lambda data: {"b64": base64.b64encode(data).decode()}  # noqa: E731
 
@@ -43,7 +45,7 @@ def server(model_base):
     models = [ModelConfig("toy_classifier", f"{model_base}/toy_classifier", VersionPolicy("all"),
                           {"stable": 1, "canary": 2}),
               ModelConfig("toy_recommender", f"{model_base}/toy_recommender")]
-    config = ServerConfig(rest_port=0, grpc_port=0, poll_interval_s=0, max_request_bytes=200_000,
+    config = ServerConfig(rest_port=0, grpc_port=0, poll_interval_s=0, limits=Limits(max_request_bytes=200_000),
                           batching=BatchingConfig(max_batch_size=8, batch_timeout_micros=2000))
     with ModelServer(models, config) as running:
         yield running
@@ -238,6 +240,42 @@ def test_rest_client_helpers(server, url):
     with pytest.raises(ServingClientError) as err:
         client.predict("nope", {"x": [1]})
     assert err.value.status == 404
+
+
+def test_video_helpers_encode_classify_and_embed(server, url, reference, tmp_path):
+    """The README's helpers: a real clip and cover in, the served model's answer equals the in-process one."""
+    from data_download_tools.demo import encode_h264
+    from data_interface_for_model.decoding import decode_jpeg, encode_jpeg
+
+    clip = str(tmp_path / "clip.mp4")
+    frames = np.stack([np.full((48, 64, 3), 40 * i, np.uint8) for i in range(6)])
+    encode_h264(frames, clip, fps=6)
+    cover = tmp_path / "cover.jpeg"
+    cover.write_bytes(encode_jpeg(np.full((30, 50, 3), 200, np.uint8)))
+
+    inputs = encode_video(clip, str(cover), "waves at sunset", num_frames=2, image_size=32)
+    assert inputs["brief"] == ["waves at sunset"] and len(inputs["frames"][0]) == 2
+    assert decode_jpeg(inputs["cover"][0]).shape == (32, 32, 3)
+    assert [decode_jpeg(f).shape for f in inputs["frames"][0]] == [(32, 32, 3)] * 2
+    brightness = [decode_jpeg(f).mean() for f in inputs["frames"][0]]
+    assert brightness[0] < brightness[1]  # sampled across the clip, in order
+    missing = encode_video(None, None, "", num_frames=2)
+    assert missing == {"brief": [""], "cover": [b""], "frames": [[b"", b""]]}
+
+    want = _expected(reference, 2, inputs=inputs)
+    for client in (RestClient(url), GrpcClient(f"127.0.0.1:{server.grpc_port}")):
+        try:
+            result = classify_video(client, clip, str(cover), "waves at sunset", model="toy_classifier",
+                                    num_frames=2, image_size=32)
+            assert result.label == want["label"][0].decode() and result.label_id == want["label_id"][0]
+            np.testing.assert_allclose(result.probabilities, want["probabilities"][0], rtol=1e-6)
+            assert result.top(1)[0][1] == pytest.approx(float(want["probabilities"][0].max()))
+            embedding = embed_video(client, clip, str(cover), "waves at sunset", model="toy_classifier",
+                                    signature_name="embed", num_frames=2, image_size=32)
+            assert embedding.dtype == np.float32
+            np.testing.assert_allclose(embedding, _expected(reference, 2, "embed", inputs)["embedding"][0], rtol=1e-6)
+        finally:
+            client.close()
 
 
 # ----------------------------------------------------------------------------------------------- gRPC

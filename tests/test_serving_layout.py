@@ -84,6 +84,8 @@ def test_export_configs_and_compose(tmp_path):
     services = re.findall(r"^  (\S+):\n    image: (\S+)$", compose, flags=re.M)
     assert services == [("tf-serving", "tensorflow/serving"), ("tf-serving-scann", "google/tf-serving-scann")]
     assert "--model_config_file=/models/models.scann.config" in compose and "--enable_batching=true" in compose
+    ports = re.findall(r'^      - "(\S+:\d+:\d+)"$', compose, flags=re.M)
+    assert len(ports) == 4 and all(p.startswith("127.0.0.1:") for p in ports)  # never all interfaces
     assert "max_batch_size { value: 16 }" in open(written["batching_parameters.txt"]).read()
     # this project's server reads the same models.config: container paths map onto the model base
     assert [(c.name, c.base_path) for c in load_model_base(base)][-1] == (
@@ -93,9 +95,10 @@ def test_export_configs_and_compose(tmp_path):
 def test_export_verb_wiring(tmp_path, monkeypatch, capsys):
     base, run = str(tmp_path / "models"), str(tmp_path / "run")
     os.makedirs(run)
-    assert cli.main(["export", "--base", base]) == 2  # no run given
+    assert cli.main(["export", "--model-base", base]) == 2  # no run given
+    assert "--classifier-run" in capsys.readouterr().err
     monkeypatch.setitem(export_module.EXPORTERS, "retrieval", ("retrieval.no_such_module", "export_run"))
-    assert cli.main(["export", "--retrieval", run, "--base", base, "--quiet"]) == 2
+    assert cli.main(["export", "--recommender-run", run, "--model-base", base, "--quiet"]) == 2
     assert "does not exist in this checkout" in capsys.readouterr().err
 
     calls = []
@@ -105,6 +108,7 @@ def test_export_verb_wiring(tmp_path, monkeypatch, capsys):
         return {"recommender_scann": _fake_version(export_base, "recommender_scann", version or 1, scann=True)}
 
     monkeypatch.setattr(export_module, "exporter", lambda kind: fake_export_run)
+    # the old spellings (--retrieval, --base) are hidden aliases of --recommender-run and --model-base
     assert cli.main(["export", "--retrieval", run, "--base", base, "--version", "5", "--quiet"]) == 0
     assert calls == [(run, base, 5)]
     assert "google/tf-serving-scann" in open(os.path.join(base, "docker-compose.yml")).read()
@@ -208,7 +212,7 @@ def test_serve_cli_end_to_end_with_a_scann_index(tmp_path):
     import tensorflow as tf
 
     from serving.client import RestClient, recommend, similar_items
-    from serving.toy_models import build_toy_recommender
+    from tests.serving_fixtures import build_toy_recommender
 
     path = build_toy_recommender(str(tmp_path / "models"), name="recommender_scann", scann=True)
     assert export_module.uses_scann_ops(path)

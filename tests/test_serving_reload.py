@@ -17,7 +17,7 @@ from serving.errors import ServingError
 from serving.layout import ModelConfig
 from serving.model_manager import ModelManager
 from serving.server import ModelServer, ServerConfig
-from serving.toy_models import build_toy_recommender
+from tests.serving_fixtures import build_toy_recommender
 
 HISTORY = [["item001", "item002", ""]]
 

@@ -1,4 +1,5 @@
-"""Small SavedModels in TF Serving's layout, for tests and the benchmark (no training, seconds to build).
+"""Test fixtures: small SavedModels in TF Serving's layout for the serving tests and benchmarks (no training,
+seconds to build).
 
 * :func:`build_toy_classifier`: the classifier contract on a few string ops (``brief``, ``cover``,
   ``frames`` -> ``probabilities``, ``label``, ``label_id``; ``embed``), plus a ``numeric`` multi-input
@@ -10,27 +11,23 @@
   decode of the cover and every frame, MobileNetV2 (random weights) on each, pooling over frames, a dense
   head. The benchmark uses it until a real classifier export is given.
 
-Each builder writes ``<model_base>/<name>/<version>/`` under a temporary name and renames it into place.
+Each builder writes ``<model_base>/<name>/<version>/`` through ``tf_serving_format.write_version``.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Sequence
 
 import numpy as np
+
+from data_interface_for_model.tf_serving_format import version_path, write_version
 
 
 def _save(module, signatures: dict, model_base: str, name: str, version: int) -> str:
     import tensorflow as tf
 
-    target = os.path.join(model_base, name, str(version))
-    tmp = os.path.join(model_base, name, f".{version}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tf.saved_model.save(module, tmp, signatures=signatures)
-    os.replace(tmp, target)
-    return target
+    with write_version(model_base, name, version) as tmp:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+    return version_path(model_base, name, version)
 
 
 def build_toy_classifier(model_base: str, version: int = 1, name: str = "toy_classifier",
