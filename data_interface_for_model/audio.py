@@ -224,6 +224,62 @@ def sample_audio(path: PathLike, config: AudioConfig = AudioConfig()) -> Sampled
     return SampledAudio(np.clip(windows, -1.0, 1.0), True, "", duration, rate, channels)
 
 
+def write_audio(path: PathLike, samples: np.ndarray, rate: int, *, codec: Optional[str] = None,
+                video_size: Optional[Tuple[int, int]] = None, fps: int = 10) -> None:
+    """Encode float samples in [-1, 1] (``[N]`` mono or ``[N, C]``, C = 1 or 2) to ``path`` atomically.
+
+    The codec follows the extension when not given (``.wav`` PCM, ``.mp4``/``.m4a`` AAC, ``.opus`` Opus,
+    ``.flac`` FLAC). ``video_size=(h, w)`` adds a black H.264 video stream of the same length (a clip).
+    """
+    import av
+
+    from data_interface_for_model.atomic import atomic_output_path
+
+    samples = np.asarray(samples, np.float32)
+    samples = samples[:, None] if samples.ndim == 1 else samples
+    channels = samples.shape[1]
+    if channels not in (1, 2):
+        raise ValueError(f"{path}: 1 or 2 channels, got {channels}")
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    codec = codec or {".wav": "pcm_s16le", ".mp4": "aac", ".m4a": "aac", ".opus": "libopus",
+                      ".flac": "flac"}.get(ext)
+    if codec is None:
+        raise ValueError(f"{path}: no default audio codec for {ext!r}")
+    layout = "mono" if channels == 1 else "stereo"
+    with atomic_output_path(path, suffix=ext) as tmp:
+        with av.open(tmp, "w") as container:
+            video = None
+            if video_size is not None:
+                video = container.add_stream("libx264", rate=fps)
+                video.height, video.width = video_size
+                video.pix_fmt = "yuv420p"
+            stream = container.add_stream(codec, rate=rate, layout=layout)
+            planar = not stream.format.name.startswith("s16") or stream.format.is_planar
+            step = 1024
+            for start in range(0, samples.shape[0], step):
+                chunk = np.clip(samples[start:start + step], -1.0, 1.0)
+                if stream.format.name == "s16":  # packed int16
+                    frame = av.AudioFrame.from_ndarray((chunk.reshape(1, -1) * 32767).astype(np.int16),
+                                                       format="s16", layout=layout)
+                elif planar and stream.format.name == "s16p":
+                    frame = av.AudioFrame.from_ndarray((chunk.T * 32767).astype(np.int16), format="s16p",
+                                                       layout=layout)
+                else:
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T), format="fltp", layout=layout)
+                frame.rate, frame.pts = rate, start
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+            if video is not None:
+                black = np.zeros((video_size[0], video_size[1], 3), np.uint8)
+                for _ in range(max(1, int(round(samples.shape[0] / rate * fps)))):
+                    for packet in video.encode(av.VideoFrame.from_ndarray(black, format="rgb24")):
+                        container.mux(packet)
+                for packet in video.encode(None):
+                    container.mux(packet)
+
+
 # --------------------------------------------------------------------------------------------- log-mel
 
 
