@@ -1,5 +1,5 @@
-"""`python -m retrieval VERB`: simulate interactions, train the two-tower recommender, evaluate it against
-baselines, recommend, and export TF Serving SavedModels."""
+"""`python -m retrieval VERB` (= `xinpianchang recommender VERB`): simulate interactions, train the two-tower
+recommender, evaluate it against baselines on the same split, recommend, and export TF Serving SavedModels."""
 from __future__ import annotations
 
 import argparse
@@ -7,21 +7,37 @@ import json
 import sys
 from typing import List, Optional
 
-from data_interface_for_model.cli import add_common_arguments, configure_logging, run_verb
+from data_interface_for_model.cli import (
+    UsageError,
+    add_common_arguments,
+    add_model_base,
+    add_output,
+    add_run,
+    add_split,
+    positive_int,
+    verb_main,
+)
 
 
+def _require_output(args: argparse.Namespace) -> str:
+    """``--output`` is required; it is declared optional so that its hidden old spelling ``--out`` counts."""
+    if not getattr(args, "output", None):
+        raise UsageError(f"{args.verb}: --output is required")
+    return args.output
 
-def _make_interactions(args: argparse.Namespace) -> int:
+
+def _simulate(args: argparse.Namespace) -> int:
     from data_interface_for_model.embeddings_file import read_embeddings
     from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
 
+    _require_output(args)
     table = read_embeddings(args.embeddings)
     config = SimulationConfig(users=args.users, min_length=args.min_length, max_length=args.max_length,
                               noise=args.noise, seed=args.seed)
     sequences = simulate_interactions(table, config)
-    write_interactions(args.out, sequences)
+    write_interactions(args.output, sequences)
     total = sum(len(v) for v in sequences.values())
-    print(f"make-interactions: {len(sequences)} users, {total} interactions over {len(table)} items -> {args.out}")
+    print(f"simulate: {len(sequences)} users, {total} interactions over {len(table)} items -> {args.output}")
     return 0
 
 
@@ -30,20 +46,21 @@ def _train(args: argparse.Namespace) -> int:
     from retrieval.towers import TowerConfig
     from retrieval.train import TrainConfig, train_run
 
+    _require_output(args)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id)
     config = TrainConfig(tower=tower, task=TaskConfig(temperature=args.temperature), epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
                          max_history=args.max_history, cold_fraction=args.cold_fraction,
                          id_only_baseline=not args.no_id_only_baseline, seed=args.seed)
-    summary = train_run(args.embeddings, args.interactions, args.out, config, progress=not args.quiet,
+    summary = train_run(args.embeddings, args.interactions, args.output, config, progress=not args.quiet,
                         overwrite=args.overwrite)
     val = summary["validation"]
     top10 = next((v for k, v in val.items() if k.endswith("top_10_categorical_accuracy")), float("nan"))
     print(f"train: {summary['cleaning']}; {summary['training_examples']} examples, {summary['cold_items']} cold "
           f"items; {summary['epochs']} epochs, loss {summary['loss_first_epoch']:.1f} -> "
           f"{summary['loss_last_epoch']:.1f}; best validation "
-          f"top-10 accuracy {top10:.3f}; {summary['seconds']} s -> {args.out}")
+          f"top-10 accuracy {top10:.3f}; {summary['seconds']} s -> {args.output}")
     return 0
 
 
@@ -91,10 +108,12 @@ def _recommend(args: argparse.Namespace) -> int:
         else:
             history = [h.strip() for h in args.history.split(",") if h.strip()]
             unknown = [h for h in history if h not in known]
+            if len(unknown) == len(history):
+                raise UsageError(f"--history {args.history!r}: no item of it is in the catalog")
             if unknown:
                 print(f"warning: ignoring {len(unknown)} unknown items: {', '.join(unknown[:5])}", file=sys.stderr)
             what = f"history of {len(history) - len(unknown)} known items"
-        out = module.recommend(tf.constant([history or [""]]))
+        out = module.recommend(tf.constant([history]))
     labels = dict(zip(run.table.ids.tolist(), run.table.labels.tolist()))
     ids = out["item_ids"].numpy()[0].astype(str)
     scores = out["scores"].numpy()[0]
@@ -113,86 +132,128 @@ def _export(args: argparse.Namespace) -> int:
     if args.scann_leaves:
         scann = ScannParams(num_leaves=args.scann_leaves, num_leaves_to_search=args.scann_search or args.scann_leaves,
                             num_reordering_candidates=args.scann_reorder)
-    written = export_run(args.run, args.export_base, version=args.version, indexes=kinds, k=args.k,
+    written = export_run(args.run, args.model_base, version=args.version, indexes=kinds, k=args.k,
                          embeddings=args.embeddings, max_history=args.max_history, scann=scann)
     for name, path in written.items():
         print(f"{name}: {path}")
-    print(f"export: {len(written)} SavedModels (k={args.k}) under {args.export_base}")
+    print(f"export: {len(written)} SavedModels (k={args.k}) under {args.model_base}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m retrieval", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+def _probability(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be in [0, 1)")
+    return number
 
-    p = verbs.add_parser("make-interactions", help="simulate users over an item-embedding file")
+
+def _add_simulate(verbs) -> None:
+    p = verbs.add_parser("simulate", help="simulate users over an item-embedding file",
+                         description="Simulate users who prefer a few categories of an item-embedding file and "
+                                     "write their interactions (pairs .tsv/.txt, .csv or .parquet).")
     p.add_argument("--embeddings", required=True, help="item embeddings (.parquet or .npz)")
-    p.add_argument("--out", required=True, help="interactions file: .tsv/.txt (pairs), .csv or .parquet")
-    p.add_argument("--users", type=int, default=500)
-    p.add_argument("--min-length", type=int, default=6)
-    p.add_argument("--max-length", type=int, default=20)
-    p.add_argument("--noise", type=float, default=0.1, help="probability of a uniformly random interaction")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_make_interactions)
+    add_output(p, required=False, help="interactions file to write (required): .tsv/.txt (pairs), .csv or .parquet",
+               metavar="FILE", aliases=("--out",))
+    p.add_argument("--users", type=positive_int, default=500, help="users to simulate (default 500)")
+    p.add_argument("--min-length", type=positive_int, default=6, help="fewest interactions per user (default 6)")
+    p.add_argument("--max-length", type=positive_int, default=20, help="most interactions per user (default 20)")
+    p.add_argument("--noise", type=_probability, default=0.1,
+                   help="probability of a uniformly random interaction (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_common_arguments(p)
+    p.set_defaults(func=_simulate)
+    verbs._name_parser_map["make-interactions"] = p  # the old name, hidden from the verb list
 
-    p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline)")
+
+def _add_train(verbs) -> None:
+    p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
+                         description="Split each user's interactions leave-one-out, hold a fraction of the items "
+                                     "out of training (cold start), train the two-tower model with early stopping "
+                                     "on the validation cases, and write a run folder.")
     p.add_argument("--embeddings", required=True, help="item embeddings (.parquet or .npz)")
     p.add_argument("--interactions", required=True, help="pairs (.tsv/.txt), .csv or .parquet")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=20, help="at most (early stopping on the validation cases)")
-    p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0: off)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--learning-rate", type=float, default=0.02)
-    p.add_argument("--embedding-dim", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--max-history", type=int, default=20)
-    p.add_argument("--cold-fraction", type=float, default=0.1, help="items held out of training")
+    add_output(p, required=False, help="run folder to write (required)", metavar="RUN", aliases=("--out",))
+    p.add_argument("--epochs", type=positive_int, default=20, help="at most (early stopping; default 20)")
+    p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0: off; default 3)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")
+    p.add_argument("--learning-rate", type=float, default=0.02, help="default 0.02")
+    p.add_argument("--embedding-dim", type=positive_int, default=64, help="default 64")
+    p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (default 0.1)")
+    p.add_argument("--max-history", type=positive_int, default=20, help="recent items per query (default 20)")
+    p.add_argument("--cold-fraction", type=_probability, default=0.1,
+                   help="fraction of items held out of training (default 0.1)")
     p.add_argument("--user-id", action="store_true", help="add a user-id embedding to the query tower")
     p.add_argument("--no-item-id", action="store_true", help="content only: no item-id embedding")
     p.add_argument("--no-id-only-baseline", action="store_true", help="skip training the ID-only baseline")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    add_common_arguments(p)
     p.set_defaults(func=_train)
 
-    p = verbs.add_parser("evaluate", help="HR@K / NDCG@K, full ranking, against baselines and cold start")
-    p.add_argument("--run", required=True)
-    p.add_argument("--split", choices=("test", "valid"), default="test")
-    p.add_argument("--json", help="also write the metrics here")
+
+def _add_evaluate(verbs) -> None:
+    p = verbs.add_parser("evaluate", help="HR@K / NDCG@K with full ranking, against baselines and on cold start",
+                         description="Rank every catalog item for each user's held-out item (history masked) "
+                                     "with the trained model and the baselines, on one split.")
+    add_run(p)
+    add_split(p)
+    p.add_argument("--json", metavar="FILE", help="also write the metrics here")
+    add_common_arguments(p)
     p.set_defaults(func=_evaluate)
 
-    p = verbs.add_parser("recommend", help="top-k items for a user, a history or an item")
-    p.add_argument("--run", required=True)
+
+def _add_recommend(verbs) -> None:
+    p = verbs.add_parser("recommend", help="top-k items for a user, a history or an item",
+                         description="Query a run's model: a user of its interactions, a comma-separated "
+                                     "history, or one item (items to watch next).")
+    add_run(p)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="a user of the run's interactions")
     who.add_argument("--item", help="item-to-item: items to watch after this one")
     who.add_argument("--history", help="comma-separated item ids, oldest first")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--index", choices=("bruteforce", "scann"), default="bruteforce")
+    p.add_argument("--k", type=positive_int, default=10, help="results (default 10)")
+    p.add_argument("--index", choices=("bruteforce", "scann"), default="bruteforce", help="default bruteforce")
     p.add_argument("--embeddings", help="extra items to add to the catalog (content only, no retraining)")
+    add_common_arguments(p)
     p.set_defaults(func=_recommend)
 
-    p = verbs.add_parser("export", help="TF Serving SavedModels: EXPORT_BASE/recommender_<index>/<version>/")
-    p.add_argument("--run", required=True)
-    p.add_argument("--export-base", required=True)
-    p.add_argument("--version", type=int, help="default: the next integer after the highest existing")
-    p.add_argument("--index", default="bruteforce,scann", help="comma-separated: bruteforce, scann")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--max-history", type=int, help="recent items used per query (default: the run's)")
+
+def _add_export(verbs) -> None:
+    p = verbs.add_parser("export", help="TF Serving SavedModels: MODELS/recommender_<index>/<version>/",
+                         description="Export the run's query tower with a top-k index over every catalog item, "
+                                     "one SavedModel per index kind, all with the same new version.")
+    add_run(p)
+    add_model_base(p, aliases=("--export-base",))
+    p.add_argument("--version", type=positive_int, help="default: the next integer after the highest existing")
+    p.add_argument("--index", default="bruteforce,scann", help="comma-separated: bruteforce, scann (default both)")
+    p.add_argument("--k", type=positive_int, default=10, help="results per query, fixed at export (default 10)")
+    p.add_argument("--max-history", type=positive_int, help="recent items used per query (default: the run's)")
     p.add_argument("--embeddings", help="extra items to add to the catalog (content only, no retraining)")
-    p.add_argument("--scann-leaves", type=int, help="ScaNN tree leaves (default: from the catalog size)")
-    p.add_argument("--scann-search", type=int, help="ScaNN leaves searched per query (default: all)")
-    p.add_argument("--scann-reorder", type=int, default=100, help="ScaNN exact reordering candidates")
+    p.add_argument("--scann-leaves", type=positive_int, help="ScaNN tree leaves (default: from the catalog size)")
+    p.add_argument("--scann-search", type=positive_int, help="ScaNN leaves searched per query (default: all)")
+    p.add_argument("--scann-reorder", type=positive_int, default=100,
+                   help="ScaNN exact reordering candidates (default 100)")
+    add_common_arguments(p)
     p.set_defaults(func=_export)
 
-    for sub in verbs.choices.values():
-        add_common_arguments(sub)
+
+def add_verbs(verbs) -> None:
+    """Add the recommender's verbs to an argparse subparsers action."""
+    _add_simulate(verbs)
+    _add_train(verbs)
+    _add_evaluate(verbs)
+    _add_recommend(verbs)
+    _add_export(verbs)
+
+
+def build_parser(prog: str = "python -m retrieval") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_verbs(parser.add_subparsers(dest="verb", required=True, metavar="VERB"))
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args)
-    return run_verb(args)
+    return verb_main(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def _ranks(scores: np.ndarray, cases: Sequence[EvalCase], row: Dict[str, int]) -
 
 def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT_KS,
                  progress: bool = True) -> dict:
-    """Metrics for every method on ``split_name`` (``test`` or ``valid``).
+    """Metrics for every method on ``split_name`` (``test`` or ``validation``).
 
     Returns:
       ``{"split", "items", "cold_items", "all": {method: metrics}, "cold_start": {method: metrics}}`` where

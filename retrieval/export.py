@@ -9,8 +9,9 @@ writes ``EXPORT_BASE/recommender_bruteforce/<version>/`` and ``EXPORT_BASE/recom
 (TF Serving layout: a numbered folder holding ``saved_model.pb`` + ``variables/``, plus
 ``assets.extra/recommender.json`` describing it) and returns ``{"recommender_bruteforce": path, ...}``.
 ``version`` defaults to the next integer after the highest numbered folder under any of the exported model
-names (so the indexes of one export share a version). Each version folder is written under a temporary name
-and renamed into place, so a polling server never sees half a model.
+names (so the indexes of one export share a version). Version numbers and the atomic write (temporary
+name, then one rename, so a polling server never sees half a model) are
+:mod:`data_interface_for_model.tf_serving_format`'s.
 
 Signatures of every export:
 
@@ -37,39 +38,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
-import tempfile
 from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.embeddings_file import read_embeddings
+from data_interface_for_model.tf_serving_format import next_version, validate_version, version_path, write_version
 from retrieval.indexes import INDEX_KINDS, RecommenderModule, ScannParams
 from retrieval.rundir import Run, load_run
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME_PREFIX = "recommender_"
-_VERSION = re.compile(r"^\d+$")
 
 
 def model_name(kind: str) -> str:
     """``"bruteforce"`` -> ``"recommender_bruteforce"``."""
     return MODEL_NAME_PREFIX + kind
-
-
-def next_version(export_base: str, names: Sequence[str]) -> int:
-    """1 + the highest numbered folder under ``export_base/<name>/`` for any of ``names`` (1 if none)."""
-    highest = 0
-    for name in names:
-        folder = os.path.join(export_base, name)
-        if os.path.isdir(folder):
-            for entry in os.listdir(folder):
-                if _VERSION.match(entry) and os.path.isdir(os.path.join(folder, entry)):
-                    highest = max(highest, int(entry))
-    return highest + 1
 
 
 def build_module(run: Run, kind: str, k: int = 10, embeddings: Optional[str] = None,
@@ -86,35 +72,26 @@ def build_module(run: Run, kind: str, k: int = 10, embeddings: Optional[str] = N
     return module
 
 
-def save_module(module: RecommenderModule, path: str) -> None:
-    """Save with the ``serving_default`` and ``similar_items`` signatures, atomically (temporary folder, then
-    rename). ``path`` must not exist."""
-    if os.path.exists(path):
-        raise FileExistsError(f"{path} already exists; TF Serving versions are immutable, export a new version")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)  # not numeric: TF Serving ignores it
-    try:
-        module.similar_items(tf.constant([""]))  # trace once (and call the index) before saving
-        module.recommend(tf.constant([[""]]))
-        tf.saved_model.save(module, tmp, signatures={
-            "serving_default": module.recommend.get_concrete_function(),
-            "similar_items": module.similar_items.get_concrete_function(),
-        })
-        meta = {"index": module.kind, "k": module.k, "max_history": module.max_history,
-                "items": int(len(module.catalog_ids)), "needs_scann": module.kind == "scann",
-                "signatures": {"serving_default": {"inputs": {"history": "string [batch, L]"},
-                                                   "outputs": {"item_ids": "string [batch, k]",
-                                                               "scores": "float32 [batch, k]"}},
-                               "similar_items": {"inputs": {"item_id": "string [batch]"},
-                                                 "outputs": {"item_ids": "string [batch, k]",
-                                                             "scores": "float32 [batch, k]"}}}}
-        with atomic_write(os.path.join(tmp, "assets.extra", "recommender.json"), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def save_module(module: RecommenderModule, folder: str) -> None:
+    """Save into the (empty) ``folder`` with the ``serving_default`` and ``similar_items`` signatures and
+    ``assets.extra/recommender.json``. Exporters call it inside :func:`write_version`, which makes the write
+    atomic."""
+    module.similar_items(tf.constant([""]))  # trace once (and call the index) before saving
+    module.recommend(tf.constant([[""]]))
+    tf.saved_model.save(module, folder, signatures={
+        "serving_default": module.recommend.get_concrete_function(),
+        "similar_items": module.similar_items.get_concrete_function(),
+    })
+    meta = {"index": module.kind, "k": module.k, "max_history": module.max_history,
+            "items": int(len(module.catalog_ids)), "needs_scann": module.kind == "scann",
+            "signatures": {"serving_default": {"inputs": {"history": "string [batch, L]"},
+                                               "outputs": {"item_ids": "string [batch, k]",
+                                                           "scores": "float32 [batch, k]"}},
+                           "similar_items": {"inputs": {"item_id": "string [batch]"},
+                                             "outputs": {"item_ids": "string [batch, k]",
+                                                         "scores": "float32 [batch, k]"}}}}
+    with atomic_write(os.path.join(folder, "assets.extra", "recommender.json"), "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=2)
 
 
 def export_run(run_dir: str, export_base: str, version: Optional[int] = None,
@@ -128,12 +105,16 @@ def export_run(run_dir: str, export_base: str, version: Optional[int] = None,
     names = [model_name(kind) for kind in indexes]
     if version is None:
         version = next_version(export_base, names)
-    if int(version) < 1:
-        raise ValueError(f"version must be a positive integer, got {version}")
+    validate_version(version)
+    for name in names:  # check every target before writing any, so a clash leaves nothing half-exported
+        if os.path.lexists(version_path(export_base, name, version)):
+            raise FileExistsError(f"{name} version {version} already exists in {export_base}; TF Serving "
+                                  f"versions are immutable, export a new version")
     written: Dict[str, str] = {}
     for kind, name in zip(indexes, names):
-        path = os.path.join(export_base, name, str(int(version)))
-        save_module(build_module(run, kind, k, embeddings, max_history, scann), path)
-        logger.info("exported %s to %s", name, path)
-        written[name] = path
+        module = build_module(run, kind, k, embeddings, max_history, scann)
+        with write_version(export_base, name, version) as tmp:
+            save_module(module, tmp)
+        written[name] = version_path(export_base, name, version)
+        logger.info("exported %s to %s", name, written[name])
     return written

@@ -30,13 +30,13 @@ class Split:
 
     Attributes:
       train: user -> training items (time order, cold items removed; users left empty are dropped).
-      valid: one case per user (target: the second-to-last item).
+      validation: one case per user (target: the second-to-last item).
       test: one case per user (target: the last item).
       cold_items: items held out of training.
     """
 
     train: Sequences
-    valid: List[EvalCase]
+    validation: List[EvalCase]
     test: List[EvalCase]
     cold_items: FrozenSet[str]
 
@@ -55,18 +55,18 @@ def leave_one_out(sequences: Mapping[str, Sequence[str]], cold_items: Iterable[s
     """Split every user with at least 3 items (shorter users are skipped)."""
     cold = frozenset(cold_items)
     train: Sequences = {}
-    valid: List[EvalCase] = []
+    validation: List[EvalCase] = []
     test: List[EvalCase] = []
     for user, items in sequences.items():
         items = list(items)
         if len(items) < 3:
             continue
         test.append(EvalCase(user, tuple(items[:-1]), items[-1]))
-        valid.append(EvalCase(user, tuple(items[:-2]), items[-2]))
+        validation.append(EvalCase(user, tuple(items[:-2]), items[-2]))
         kept = [i for i in items[:-2] if i not in cold]
         if kept:
             train[user] = kept
-    return Split(train=train, valid=valid, test=test, cold_items=cold)
+    return Split(train=train, validation=validation, test=test, cold_items=cold)
 
 
 @dataclasses.dataclass(frozen=True)

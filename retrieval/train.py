@@ -135,7 +135,7 @@ def train_run(embeddings_path: str, interactions_path: str, out_dir: str, config
     item_vocab = training_items(split.train)
     user_vocab = sorted(split.train)
     content = ContentLookup(table.ids, table.vectors)
-    valid_examples = TrainingExamples(*cases_to_arrays(split.valid, config.max_history))
+    valid_examples = TrainingExamples(*cases_to_arrays(split.validation, config.max_history))
     common = dict(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                   seed=config.seed, progress=progress)
     model, history = fit_two_tower(config.tower, config.task, content, examples, item_vocab, user_vocab,

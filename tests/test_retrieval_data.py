@@ -98,9 +98,9 @@ def test_leave_one_out_split_keeps_test_and_valid_items_out_of_training():
     split = leave_one_out(seqs, cold_items={"b"})
     assert [(c.user, c.history, c.target) for c in split.test] == [
         ("u1", ("a", "b", "c", "d"), "e"), ("u2", ("f", "g"), "h")]
-    assert [(c.user, c.target) for c in split.valid] == [("u1", "d"), ("u2", "g")]
+    assert [(c.user, c.target) for c in split.validation] == [("u1", "d"), ("u2", "g")]
     assert split.train == {"u1": ["a", "c"], "u2": ["f"]}  # cold item b removed, u3 too short
-    for case in split.test + split.valid:
+    for case in split.test + split.validation:
         assert case.target not in split.train.get(case.user, [])
     examples = training_examples(split.train, max_history=3)
     assert examples.targets.tolist() == ["c"]

@@ -3,30 +3,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import retrieval  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from data_interface_for_model.embeddings_file import write_embeddings
-from retrieval.__main__ import main
+from retrieval.__main__ import build_parser, main
 from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
 from tests.test_retrieval_data import synthetic_table
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf  # noqa: E402  (after the package import that sets the Keras switch)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """(embeddings path, interactions path, run dir): 124 items x 16-d, 150 users, 3 epochs."""
-    from retrieval.model import TaskConfig
-    from retrieval.towers import TowerConfig
-    from retrieval.train import TrainConfig, train_run
-
+    """(embeddings path, interactions path, run dir): 124 items x 16-d, 150 users, 3 epochs, trained through
+    the command line."""
     folder = tmp_path_factory.mktemp("retrieval")
     table = synthetic_table(per_label=4, dim=16)
     emb = str(folder / "emb.npz")
@@ -35,9 +32,12 @@ def trained(tmp_path_factory):
     seqs["ghost"] = ["99999999", table.ids[0], "88888888"]  # unknown items; then too short
     inter = str(folder / "inter.csv")
     write_interactions(inter, seqs)
-    config = TrainConfig(tower=TowerConfig(embedding_dim=16, hidden_dims=(32,)), task=TaskConfig(metric_ks=(10,)),
-                         epochs=3, batch_size=64, max_history=5, cold_fraction=0.1)
-    summary = train_run(emb, inter, str(folder / "run"), config, progress=False)
+    run = str(folder / "run")
+    assert main(["train", "--embeddings", emb, "--interactions", inter, "--output", run, "--epochs", "3",
+                 "--batch-size", "64", "--max-history", "5", "--embedding-dim", "16", "--cold-fraction", "0.1",
+                 "--quiet"]) == 0
+    with open(os.path.join(run, "run.json")) as handle:
+        summary = json.load(handle)["summary"]
     return {"emb": emb, "inter": inter, "run": str(folder / "run"), "summary": summary, "table": table,
             "folder": folder}
 
@@ -155,13 +155,14 @@ print(json.dumps({"brute": brute, "scann": ask(sys.argv[2])}))
 """
 
 
-def test_export_loads_in_a_fresh_process_and_answers(trained):
-    from retrieval.export import export_run, next_version
+def test_export_loads_in_a_fresh_process_and_answers(trained, capsys):
+    from data_interface_for_model.tf_serving_format import next_version
 
     base = str(trained["folder"] / "exports")
-    written = export_run(trained["run"], base, k=5)
-    assert written == {"recommender_bruteforce": os.path.join(base, "recommender_bruteforce", "1"),
-                       "recommender_scann": os.path.join(base, "recommender_scann", "1")}
+    assert main(["export", "--run", trained["run"], "--model-base", base, "--k", "5", "--quiet"]) == 0
+    assert "export: 2 SavedModels (k=5)" in capsys.readouterr().out
+    written = {"recommender_bruteforce": os.path.join(base, "recommender_bruteforce", "1"),
+               "recommender_scann": os.path.join(base, "recommender_scann", "1")}
     for path in written.values():
         assert os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(os.path.join(path, "variables"))
     assert os.listdir(os.path.join(base, "recommender_bruteforce")) == ["1"]  # no leftovers
@@ -182,12 +183,39 @@ def test_export_loads_in_a_fresh_process_and_answers(trained):
     os.makedirs(os.path.join(base, "recommender_scann", "7"))
     os.makedirs(os.path.join(base, "recommender_scann", "not-a-version"))
     assert next_version(base, ["recommender_bruteforce", "recommender_scann"]) == 8
-    assert next_version(str(trained["folder"] / "none"), ["recommender_bruteforce"]) == 1
+    # An existing version is refused before anything is written (the old spelling --export-base still works).
+    assert main(["export", "--run", trained["run"], "--export-base", base, "--version", "1", "--index",
+                 "scann,bruteforce", "--quiet"]) == 2
+    assert "recommender_scann version 1 already exists" in capsys.readouterr().err
+    assert sorted(os.listdir(os.path.join(base, "recommender_bruteforce"))) == ["1"]
+
+
+@pytest.mark.parametrize("verb", ["simulate", "train", "evaluate", "recommend", "export"])
+def test_each_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: python -m retrieval {verb}") and "--quiet" in text
+    assert "--out " not in text and "--export-base" not in text  # old spellings stay hidden
+
+
+def test_the_verb_list_and_the_old_spellings(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    for verb in ("simulate", "train", "evaluate", "recommend", "export"):
+        assert re.search(rf"^    {verb}\s", listing, re.MULTILINE), verb
+    assert "make-interactions" not in listing and "--out " not in listing
+    parser = build_parser()
+    old = parser.parse_args(["make-interactions", "--embeddings", "e.npz", "--out", "x.tsv"])
+    assert old.output == "x.tsv" and old.func.__name__ == "_simulate"
+    assert parser.parse_args(["evaluate", "--run", "r", "--split", "valid"]).split == "validation"
 
 
 def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     out = str(tmp_path / "sim.tsv")
-    assert main(["make-interactions", "--embeddings", trained["emb"], "--out", out, "--users", "20"]) == 0
+    assert main(["simulate", "--embeddings", trained["emb"], "--output", out, "--users", "20"]) == 0
     assert "20 users" in capsys.readouterr().out
     assert main(["evaluate", "--run", trained["run"], "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     printed = capsys.readouterr().out
@@ -206,7 +234,7 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     vectors = table.vectors.copy()
     vectors[5, 2] = np.nan
     np.savez(bad, ids=table.ids, labels=table.labels, vectors=vectors)
-    assert main(["train", "--embeddings", bad, "--interactions", trained["inter"], "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--embeddings", bad, "--interactions", trained["inter"], "--output", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "NaN" in err and table.ids[5] in err
     assert not os.path.exists(tmp_path / "r")
