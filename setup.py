@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "google-crc32c",  # TFRecord checksums, so that preparing does not need to start TensorFlow
     "numpy>=1.26,<3",
     "pandas",
+    "scipy",  # the recommender's baselines (sparse item-item matrices, EASE)
     "pyarrow",
     "av",
     "opencv-python-headless",
