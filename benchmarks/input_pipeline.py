@@ -16,8 +16,8 @@ written).
 
 Usage::
 
-    python -m data_download_tools make-demo data/demo --per-category 10 --seed 0
-    python benchmarks/input_pipeline.py data/demo
+    xinpianchang data make-demo --output data/demo --per-category 10 --seed 0
+    python benchmarks/input_pipeline.py --data-root data/demo
 
 Prints the figures side by side and the ratios; exits 1 only when a step fails.
 """
@@ -35,7 +35,8 @@ from typing import List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_interface_for_model import LayoutReader  # noqa: E402  (no TensorFlow at import: spawn workers import this)
+from data_interface_for_model import LayoutReader, defaults  # noqa: E402  (no TensorFlow at import: spawn workers import this)
+from data_interface_for_model.cli import add_data_root, add_frames, add_image_size  # noqa: E402
 from data_interface_for_model.decoding import load_cover, sample_frames  # noqa: E402
 from data_interface_for_model.parallel import resolve_workers  # noqa: E402
 
@@ -148,10 +149,11 @@ def _row(name: str, rate: float, reference: Optional[float] = None, label: str =
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="a layout root (python -m data_download_tools make-demo DIR)")
+    add_data_root(parser, required=False, default=defaults.DATA_ROOT,
+                  help="a dataset root (xinpianchang data make-demo --output ROOT)")
     parser.add_argument("--data-dir", help="where to prepare (default: a temporary folder)")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, default=112)
+    add_frames(parser)
+    add_image_size(parser, aliases=("--size",))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="preparation processes (0: one per core)")
     parser.add_argument("--seconds", type=float, default=6.0, help="minimum time per tf.data measurement")
@@ -162,33 +164,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     from data_interface_for_model.prepare import prepare_dataset
     from data_interface_for_model.tf_dataset import make_dataset, make_raw_dataset
 
-    items = list(LayoutReader(args.root))
+    items = list(LayoutReader(args.data_root))
     if not items:
-        print(f"input_pipeline: no complete item under {args.root}", file=sys.stderr)
+        print(f"input_pipeline: no complete item under {args.data_root}", file=sys.stderr)
         return 1
     workers = resolve_workers(args.workers)
-    print(f"{len(items)} items under {args.root}; T={args.frames} frames at {args.size}x{args.size}, "
+    print(f"{len(items)} items under {args.data_root}; T={args.frames} frames at "
+          f"{args.image_size}x{args.image_size}, "
           f"batch {args.batch_size}, {workers} worker processes, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="input-pipeline-") as tmp:
         data_dir = args.data_dir or tmp
         started = time.perf_counter()
-        report = prepare_dataset(args.root, data_dir, args.frames, args.size, workers=args.workers, progress=False,
+        report = prepare_dataset(args.data_root, data_dir, args.frames, args.image_size, workers=args.workers,
+                                 progress=False,
                                  force=True)
         prepare_wall = len(items) / (time.perf_counter() - started)
-        bare = bare_sampling_rate(items, args.frames, args.size, workers)
+        bare = bare_sampling_rate(items, args.frames, args.image_size, workers)
 
         import tensorflow as tf  # noqa: F401  (after the worker pools: they must not inherit it)
 
         seed = examples_per_second(seed_dataset(items, args.batch_size), args.seconds)
         seed_native = examples_per_second(seed_dataset(items, args.batch_size, None), args.seconds)
-        raw = examples_per_second(make_raw_dataset(args.root, args.batch_size, args.frames, args.size),
+        raw = examples_per_second(make_raw_dataset(args.data_root, args.batch_size, args.frames, args.image_size),
                                   args.seconds)
-        limit_ds, _ = decode_limit_dataset(data_dir, args.frames, args.size, args.batch_size)
+        limit_ds, _ = decode_limit_dataset(data_dir, args.frames, args.image_size, args.batch_size)
         prepared_rates, limit_rates = [], []
         for _ in range(args.rounds):  # alternate, then take medians: the ratio survives a busy machine better
             prepared_rates.append(examples_per_second(
                 make_dataset(data_dir, "train+validation+test", args.batch_size, num_frames=args.frames,
-                             size=args.size, repeat=True), args.seconds, warmup=2))
+                             size=args.image_size, repeat=True), args.seconds, warmup=2))
             limit_rates.append(examples_per_second(limit_ds, args.seconds, warmup=2))
         prepared, limit = statistics.median(prepared_rates), statistics.median(limit_rates)
 

@@ -1,12 +1,49 @@
-"""``python -m data_download_tools VERB``: make-demo, stats, download, check, aggregate."""
+"""``python -m data_download_tools VERB`` (also ``xinpianchang data VERB``): make-demo, download, check,
+aggregate, stats."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import List, Optional
+from typing import Optional, Sequence
 
-from data_interface_for_model.cli import add_common_arguments, configure_logging, run_verb
+from data_interface_for_model import defaults
+from data_interface_for_model.cli import (
+    UsageError,
+    add_common_arguments,
+    add_data_root,
+    add_output,
+    positive_int,
+    verb_main,
+)
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type: an integer >= 0 (0 often means "one per core")."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be >= 0")
+    return number
+
+
+def add_root_arguments(parser: argparse.ArgumentParser, help: str = "dataset root in the xinpianchang layout") -> None:
+    """``--data-root ROOT`` (default ``data/demo``); a bare positional ROOT is read too (hidden)."""
+    add_data_root(parser, required=False, default=defaults.DATA_ROOT, help=help)
+    parser.add_argument("root_positional", nargs="?", metavar="ROOT", help=argparse.SUPPRESS)
+
+
+def data_root(args: argparse.Namespace) -> str:
+    """The dataset root of a verb: ``--data-root`` or the hidden positional spelling (not both)."""
+    positional = getattr(args, "root_positional", None)
+    if positional is None:
+        return args.data_root
+    if args.data_root not in (None, defaults.DATA_ROOT) and args.data_root != positional:
+        raise UsageError(f"two dataset roots given: --data-root {args.data_root} and {positional}")
+    return positional
 
 
 def _cmd_make_demo(args: argparse.Namespace) -> int:
@@ -14,6 +51,7 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
 
     from data_download_tools.demo import DemoConfig, make_demo_dataset
 
+    output = args.output if args.output_positional is None else args.output_positional
     config = DemoConfig(
         per_category=args.per_category, seed=args.seed, width=args.width, height=args.height, fps=args.fps,
         min_seconds=args.min_seconds, max_seconds=args.max_seconds, cover_width=args.cover_width,
@@ -22,27 +60,32 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
     )
     total = 31 * config.per_category
     with tqdm(total=total, desc="make-demo", unit="item", disable=args.quiet) as bar:
-        records = make_demo_dataset(args.out, config, progress=bar.update)
+        records = make_demo_dataset(output, config, progress=bar.update)
     seconds = sum(r.duration_s for r in records)
     print(f"make-demo: wrote {len(records)} items (31 categories x {config.per_category}, {seconds} s of video) "
-          f"to {args.out}")
+          f"to {output}")
     return 0
+
+
+def _write_json(path: str, data: dict) -> None:
+    from data_interface_for_model.atomic import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     from data_download_tools.statistics import dataset_statistics
 
-    stats = dataset_statistics(args.root)
+    root = data_root(args)
+    stats = dataset_statistics(root)
     print(stats.table())
     for problem in stats.problems:
         print(f"problem: {problem}", file=sys.stderr)
     if args.json:
-        from data_interface_for_model.atomic import atomic_write
-
-        with atomic_write(args.json, "w", encoding="utf-8") as handle:
-            json.dump(stats.to_dict(), handle, indent=2, ensure_ascii=False)
+        _write_json(args.json, stats.to_dict())
     print(f"stats: {stats.items} items ({stats.complete} complete), {len(stats.problems)} problems, "
-          f"{stats.bytes / 1e6:.1f} MB under {args.root}")
+          f"{stats.bytes / 1e6:.1f} MB under {root}")
     return 0
 
 
@@ -53,6 +96,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from data_download_tools.http_fetch import FetchConfig
     from data_interface_for_model.schema import validate_label
 
+    if not args.output:
+        raise UsageError("download needs --output ROOT, the dataset root to download into")
+    if not os.path.isfile(args.info):
+        raise FileNotFoundError(f"info file {args.info} does not exist")
     categories = frozenset(validate_label(c) for c in args.categories) if args.categories else None
     config = DownloadConfig(
         workers=args.workers, categories=categories, limit=args.limit, verify=not args.no_verify,
@@ -64,7 +111,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     if args.limit is not None:
         total = min(total, args.limit) if total is not None else args.limit
     with tqdm(total=total, desc="download", unit="item", disable=args.quiet) as bar:
-        summary = download(args.info, args.out, config, progress=lambda result: bar.update(1))
+        summary = download(args.info, args.output, config, progress=lambda result: bar.update(1))
     for error in summary.line_errors:
         print(f"invalid record {error}", file=sys.stderr)
     print(summary.line())
@@ -76,8 +123,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from data_download_tools.check import check_dataset, plot_items_per_category
 
+    root = data_root(args)
     with tqdm(desc="check --deep" if args.deep else "check", unit="item", disable=args.quiet) as bar:
-        report = check_dataset(args.root, deep=args.deep, workers=args.workers, progress=bar.update)
+        report = check_dataset(root, deep=args.deep, workers=args.workers, progress=bar.update)
     print(report.statistics.table())
     for label, stats in report.statistics.categories.items():
         if stats.missing:
@@ -88,10 +136,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for corrupt in report.corrupt:
         print(corrupt, file=sys.stderr)
     if args.json:
-        from data_interface_for_model.atomic import atomic_write
-
-        with atomic_write(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report.to_dict(), handle, indent=2, ensure_ascii=False)
+        _write_json(args.json, report.to_dict())
     if args.plot:
         plot_items_per_category(report, args.plot)
     print(report.line())
@@ -99,99 +144,133 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    import os
-
     from data_download_tools.aggregate import aggregate_info_file
     from data_interface_for_model.info_file import INFO_FILE_NAME
 
-    out = args.out or os.path.join(args.root, INFO_FILE_NAME)
-    summary = aggregate_info_file(args.root, out, complete_only=args.complete_only)
+    root = data_root(args)
+    output = args.output or os.path.join(root, INFO_FILE_NAME)
+    summary = aggregate_info_file(root, output, complete_only=args.complete_only)
     for problem in summary.problems:
         print(f"problem: {problem}", file=sys.stderr)
-    print(summary.line(out))
+    print(summary.line(output))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_download_tools", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    demo = verbs.add_parser("make-demo", help="write a synthetic demo dataset in the xinpianchang layout")
-    demo.add_argument("out", help="output folder (the dataset root)")
-    demo.add_argument("--per-category", type=int, default=10, help="items per category (default 10)")
+def _add_make_demo(verbs) -> None:
+    summary = "write a synthetic demo dataset in the xinpianchang layout"
+    demo = verbs.add_parser(
+        "make-demo", help=summary,
+        description=summary.capitalize() + ": real H.264 clips, JPEG covers, briefs and the info file for all "
+                    "31 categories. Same seed, same bytes.")
+    add_output(demo, required=False, default=defaults.DATA_ROOT, metavar="ROOT",
+               help="the dataset root to write", aliases=("--out",))
+    demo.add_argument("output_positional", nargs="?", metavar="ROOT", help=argparse.SUPPRESS)
+    demo.add_argument("--per-category", type=positive_int, default=10, help="items per category (default 10)")
     demo.add_argument("--seed", type=int, default=0, help="dataset seed; same seed, same bytes (default 0)")
     demo.add_argument("--base-url", default="https://demo.invalid/xinpianchang",
-                      help="URLs in multimodal_data_info.json point under this (a server serving OUT)")
-    demo.add_argument("--width", type=int, default=160, help="clip width in pixels, even (default 160)")
-    demo.add_argument("--height", type=int, default=96, help="clip height in pixels, even (default 96)")
-    demo.add_argument("--fps", type=int, default=12, help="clip frame rate (default 12)")
-    demo.add_argument("--min-seconds", type=int, default=2, help="shortest clip in seconds (default 2)")
-    demo.add_argument("--max-seconds", type=int, default=4, help="longest clip in seconds (default 4)")
-    demo.add_argument("--cover-width", type=int, default=224, help="cover width (default 224)")
-    demo.add_argument("--cover-height", type=int, default=128, help="cover height (default 128)")
+                      help="URLs in multimodal_data_info.json point under this (a server serving the root)")
+    demo.add_argument("--width", type=positive_int, default=160, help="clip width in pixels, even (default 160)")
+    demo.add_argument("--height", type=positive_int, default=96, help="clip height in pixels, even (default 96)")
+    demo.add_argument("--fps", type=positive_int, default=12, help="clip frame rate (default 12)")
+    demo.add_argument("--min-seconds", type=positive_int, default=2, help="shortest clip in seconds (default 2)")
+    demo.add_argument("--max-seconds", type=positive_int, default=4, help="longest clip in seconds (default 4)")
+    demo.add_argument("--cover-width", type=positive_int, default=224, help="cover width (default 224)")
+    demo.add_argument("--cover-height", type=positive_int, default=128, help="cover height (default 128)")
     demo.add_argument("--ambiguous-fraction", type=float, default=0.15,
                       help="share of items whose pictures or brief come from another category (default 0.15)")
-    demo.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    demo.add_argument("--workers", type=non_negative_int, default=0, help="processes (default 0: one per core)")
     add_common_arguments(demo)
     demo.set_defaults(func=_cmd_make_demo)
 
-    stats = verbs.add_parser("stats", help="per-category counts, sizes and durations of a dataset root")
-    stats.add_argument("root", help="the dataset root")
-    stats.add_argument("--json", help="also write the statistics to this JSON file")
-    add_common_arguments(stats)
-    stats.set_defaults(func=_cmd_stats)
 
-    fetch = verbs.add_parser(
-        "download", help="fetch the clips and covers an info file lists into ROOT/<label>/<id>/",
-        description="Concurrent, resumable, verified download of what an info file lists. A re-run skips "
-                    "what is complete and verified; failures go to a JSON-lines file that --info accepts.")
-    fetch.add_argument("--info", required=True, help="multimodal_data_info.json (or a failures file)")
-    fetch.add_argument("--out", required=True, help="the dataset root to download into")
-    fetch.add_argument("--categories", nargs="+", metavar="LABEL", help="only these labels (default: all)")
-    fetch.add_argument("--limit", type=int, help="stop after this many records")
-    fetch.add_argument("--workers", type=int, default=16, help="items fetched at once (default 16)")
-    fetch.add_argument("--retries", type=int, default=4,
-                       help="retries of a timeout, reset or 5xx, with exponential backoff (default 4)")
-    fetch.add_argument("--timeout", type=float, default=30.0,
-                       help="seconds to connect and for any byte to arrive (default 30)")
-    fetch.add_argument("--backoff", type=float, default=1.0,
-                       help="first backoff in seconds, doubling per retry, with jitter (default 1)")
-    fetch.add_argument("--max-per-host", type=int, default=8, help="requests in flight per host (default 8)")
-    fetch.add_argument("--delay", type=float, default=0.0,
-                       help="least seconds between request starts to one host (default 0; the original used 3.5)")
-    fetch.add_argument("--failures", help="failures file (default ROOT/download_failures.json)")
-    fetch.add_argument("--no-verify", action="store_true",
-                       help="do not decode files: any non-empty file on disk counts as done")
-    add_common_arguments(fetch)
-    fetch.set_defaults(func=_cmd_download)
+def _configure_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--info", required=True, metavar="FILE",
+                        help="multimodal_data_info.json (or a failures file from an earlier run)")
+    add_output(parser, required=False, metavar="ROOT", help="the dataset root to download into (required)",
+               aliases=("--out",))
+    parser.add_argument("--categories", nargs="+", metavar="LABEL", help="only these labels (default: all)")
+    parser.add_argument("--limit", type=non_negative_int, help="stop after this many records")
+    parser.add_argument("--workers", type=positive_int, default=16, help="items fetched at once (default 16)")
+    parser.add_argument("--retries", type=non_negative_int, default=4,
+                        help="retries of a timeout, reset or 5xx, with exponential backoff (default 4)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to connect and for any byte to arrive (default 30)")
+    parser.add_argument("--backoff", type=float, default=1.0,
+                        help="first backoff in seconds, doubling per retry, with jitter (default 1)")
+    parser.add_argument("--max-per-host", type=positive_int, default=8,
+                        help="requests in flight per host (default 8)")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="least seconds between request starts to one host (default 0; the original used 3.5)")
+    parser.add_argument("--failures", metavar="FILE", help="failures file (default ROOT/download_failures.json)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not decode files: any non-empty file on disk counts as done")
+    add_common_arguments(parser)
+    parser.set_defaults(func=_cmd_download)
 
+
+def _add_download(verbs) -> None:
+    summary = "download the clips and covers an info file lists into ROOT/<label>/<id>/"
+    description = ("Concurrent, resumable, verified download of what an info file lists. A re-run skips "
+                   "what is complete and verified; failures go to a JSON-lines file that --info accepts. "
+                   "Exit code 1 when anything failed.")
+    _configure_download(verbs.add_parser("download", help=summary, description=description))
+    _configure_download(verbs.add_parser("fetch", description=description))  # the old name, not listed
+
+
+def _add_check(verbs) -> None:
     check = verbs.add_parser(
         "check", help="per-category completeness, disk usage, durations; --deep decodes every file",
         description="Check a dataset root. Exit code 1 when anything is incomplete, misplaced or corrupt.")
-    check.add_argument("root", help="the dataset root")
-    check.add_argument("--json", help="also write the report to this JSON file")
-    check.add_argument("--plot", help="write a bar chart of items per category to this image (e.g. OUT.png)")
+    add_root_arguments(check)
+    check.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
+    check.add_argument("--plot", metavar="FILE", help="write a bar chart of items per category to this image (.png)")
     check.add_argument("--deep", action="store_true", help="decode every clip and cover; list the corrupt ones")
-    check.add_argument("--workers", type=int, default=0, help="decoding threads with --deep (default: one per core)")
+    check.add_argument("--workers", type=non_negative_int, default=0,
+                       help="decoding threads with --deep (default 0: one per core)")
     add_common_arguments(check)
     check.set_defaults(func=_cmd_check)
 
+
+def _add_aggregate(verbs) -> None:
     aggregate = verbs.add_parser(
         "aggregate", help="rebuild multimodal_data_info.json from the item folders",
         description="Write one JSON line per item (from its .txt, label from its folder), sorted by label and id.")
-    aggregate.add_argument("root", help="the dataset root")
-    aggregate.add_argument("--out", help="the info file to write (default ROOT/multimodal_data_info.json)")
+    add_root_arguments(aggregate)
+    add_output(aggregate, required=False, metavar="FILE",
+               help="the info file to write (default ROOT/multimodal_data_info.json)", aliases=("--out",))
     aggregate.add_argument("--complete-only", action="store_true",
                            help="only items that also have their clip and cover")
     add_common_arguments(aggregate)
     aggregate.set_defaults(func=_cmd_aggregate)
+
+
+def _add_stats(verbs) -> None:
+    stats = verbs.add_parser(
+        "stats", help="per-category counts, sizes and durations of a dataset root",
+        description="Per category: items, complete items, MB on disk and mean duration; layout problems on stderr.")
+    add_root_arguments(stats)
+    stats.add_argument("--json", metavar="FILE", help="also write the statistics to this JSON file")
+    add_common_arguments(stats)
+    stats.set_defaults(func=_cmd_stats)
+
+
+def add_verbs(verbs) -> None:
+    """Add make-demo, download, check, aggregate and stats to an argparse subparsers action."""
+    _add_make_demo(verbs)
+    _add_download(verbs)
+    _add_check(verbs)
+    _add_aggregate(verbs)
+    _add_stats(verbs)
+
+
+def build_parser(prog: str = "python -m data_download_tools") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_verbs(parser.add_subparsers(dest="verb", required=True, metavar="VERB"))
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args)
-    return run_verb(args)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return verb_main(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ def iter_records(root: str, complete_only: bool = False, summary: Optional[Aggre
 
 
 def aggregate_info_file(root: str, out: str, complete_only: bool = False) -> AggregateSummary:
-    """Write the info file of ``root`` to ``out`` (atomically, one JSON object per line)."""
+    """Write the info file of ``root`` to ``out`` (atomically, one JSON object per line).
+
+    Raises FileNotFoundError (before anything is written) when ``root`` is not a folder."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"dataset root {os.fspath(root)!r} is not a folder")
     summary = AggregateSummary()
     summary.written = write_info_file(out, iter_records(os.fspath(root), complete_only, summary))
     return summary

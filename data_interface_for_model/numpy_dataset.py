@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from data_interface_for_model import defaults
 from data_interface_for_model.decoding import DecodeError, load_cover, sample_clip
 from data_interface_for_model.layout import LayoutItem, LayoutReader
 from data_interface_for_model.splits import SPLIT_NAMES, stratified_split
@@ -58,7 +59,8 @@ class PreparedNumpyDataset:
       num_frames, size: which prepared config to read (``frames{T}_size{S}``).
     """
 
-    def __init__(self, data_dir: Any, split: str, num_frames: int = 8, size: int = 112):
+    def __init__(self, data_dir: Any, split: str, num_frames: int = defaults.FRAMES,
+                 size: int = defaults.IMAGE_SIZE):
         self.data_dir = os.fspath(data_dir)
         self.split = split
         self.num_frames = num_frames
@@ -121,8 +123,8 @@ class RawNumpyDataset:
     Slower than :class:`PreparedNumpyDataset`: every access decodes the clip again.
     """
 
-    def __init__(self, root: Any, num_frames: int = 8, size: int = 112, *, split: Optional[str] = None,
-                 splits: Sequence[float] = (0.8, 0.1, 0.1), split_seed: int = 0, on_error: str = "raise"):
+    def __init__(self, root: Any, num_frames: int = defaults.FRAMES, size: int = defaults.IMAGE_SIZE, *,
+                 split: Optional[str] = None, splits: Sequence[float] = defaults.SPLIT_FRACTIONS, split_seed: int = 0, on_error: str = "raise"):
         if on_error not in ("raise", "next"):
             raise ValueError(f"on_error must be 'raise' or 'next', got {on_error!r}")
         self.root = os.fspath(root)

@@ -1,6 +1,6 @@
 """Prepare the ``xinpianchang`` TFDS dataset once from a layout root; every later read uses the shards.
 
-``prepare_dataset(root, data_dir, num_frames=8, size=112)`` builds
+``prepare_dataset(root, data_dir, num_frames=T, size=S)`` (defaults in :mod:`defaults`: 8 frames of 112 px) builds
 ``data_dir/xinpianchang/frames{T}_size{S}/<version>/`` with:
 
 * ``xinpianchang-{split}.array_record-*``: the shards TFDS writes (random access: the numpy/PyTorch path);
@@ -27,6 +27,7 @@ import struct
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from data_interface_for_model import defaults
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY
 from data_interface_for_model.parallel import spawn_is_safe
@@ -120,8 +121,8 @@ def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
     folder = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
     if not os.path.isfile(os.path.join(folder, "dataset_info.json")):
         raise FileNotFoundError(
-            f"no prepared dataset at {folder}: run `python -m data_interface_for_model prepare ROOT "
-            f"--data-dir {os.fspath(data_dir)} --frames {num_frames} --size {size}` first")
+            f"no prepared dataset at {folder}: run `xinpianchang data prepare --data-root ROOT "
+            f"--data-dir {os.fspath(data_dir)} --frames {num_frames} --image-size {size}` first")
     return folder
 
 
@@ -190,9 +191,9 @@ def _add_tfrecord_copy(builder) -> None:
 def prepare_dataset(
     root: PathLike,
     data_dir: PathLike,
-    num_frames: int = 8,
-    size: int = 112,
-    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    num_frames: int = defaults.FRAMES,
+    size: int = defaults.IMAGE_SIZE,
+    splits: Sequence[float] = defaults.SPLIT_FRACTIONS,
     seed: int = 0,
     workers: int = 0,
     *,

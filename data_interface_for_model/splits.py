@@ -15,7 +15,9 @@ from typing import Dict, Hashable, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-SPLIT_NAMES = ("train", "validation", "test")
+from data_interface_for_model import defaults
+
+SPLIT_NAMES = defaults.SPLITS
 
 
 def check_fractions(fractions: Sequence[float]) -> Tuple[float, float, float]:
@@ -32,7 +34,7 @@ def check_fractions(fractions: Sequence[float]) -> Tuple[float, float, float]:
 
 def stratified_split(
     items: Iterable[Tuple[Hashable, str]],
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    fractions: Sequence[float] = defaults.SPLIT_FRACTIONS,
     seed: int = 0,
 ) -> Dict[Hashable, str]:
     """Assign each ``(key, label)`` to ``"train"``, ``"validation"`` or ``"test"``.

@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from data_interface_for_model import defaults
 from data_interface_for_model.decoding import DecodeError, load_cover, sample_frames
 from data_interface_for_model.layout import LayoutReader
 from data_interface_for_model.splits import SPLIT_NAMES, stratified_split
@@ -96,8 +97,8 @@ def make_dataset(
     split: str,
     batch_size: int,
     *,
-    num_frames: int = 8,
-    size: int = 112,
+    num_frames: int = defaults.FRAMES,
+    size: int = defaults.IMAGE_SIZE,
     shuffle: bool = True,
     repeat: bool = False,
     deterministic: bool = False,
@@ -168,11 +169,11 @@ def make_dataset(
 def make_raw_dataset(
     root: Any,
     batch_size: int,
-    num_frames: int = 8,
-    size: int = 112,
+    num_frames: int = defaults.FRAMES,
+    size: int = defaults.IMAGE_SIZE,
     *,
     split: Optional[str] = None,
-    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    splits: Sequence[float] = defaults.SPLIT_FRACTIONS,
     split_seed: int = 0,
     shuffle: bool = True,
     repeat: bool = False,

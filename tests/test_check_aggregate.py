@@ -29,7 +29,7 @@ def _path(root, record, extension):
 
 def test_check_of_a_clean_dataset_passes_with_figures_json_and_plot(demo_root, tmp_path, capsys):
     out_json, out_png = str(tmp_path / "check.json"), str(tmp_path / "items.png")
-    code = main(["check", demo_root, "--deep", "--json", out_json, "--plot", out_png, "--quiet"])
+    code = main(["check", "--data-root", demo_root, "--deep", "--json", out_json, "--plot", out_png, "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0
     assert f"check: {ITEMS} items, {ITEMS} complete, 0 incomplete, 0 problems, 0 corrupt files" in printed
@@ -73,7 +73,7 @@ def test_check_lists_missing_and_corrupt_files_and_fails(demo_copy, capsys):
         ("video", mp4), ("cover", _path(demo_copy, not_a_jpeg, ".jpeg"))])
     assert "not a JPEG" in [c for c in deep.corrupt if c.kind == "cover"][0].message
 
-    code = main(["check", demo_copy, "--deep", "--quiet"])
+    code = main(["check", "--data-root", demo_copy, "--deep", "--quiet"])
     captured = capsys.readouterr()
     assert code == 1
     assert f"incomplete {missing_video.label}: 1 without video" in captured.out
@@ -84,7 +84,7 @@ def test_check_lists_missing_and_corrupt_files_and_fails(demo_copy, capsys):
 def test_aggregate_rebuilds_the_info_file_and_the_dataframe(demo_copy, tmp_path, capsys):
     records = _items(demo_copy)
     out = str(tmp_path / "rebuilt.json")
-    assert main(["aggregate", demo_copy, "--out", out]) == 0
+    assert main(["aggregate", "--data-root", demo_copy, "--output", out]) == 0
     assert f"{ITEMS} records written" in capsys.readouterr().out
     rebuilt, errors = read_info_file(out)
     assert not errors
@@ -112,5 +112,5 @@ def test_aggregate_rebuilds_the_info_file_and_the_dataframe(demo_copy, tmp_path,
 
     # default output: ROOT/multimodal_data_info.json, which the layout reader does not take for an item
     os.remove(os.path.join(demo_copy, INFO_FILE_NAME))
-    assert main(["aggregate", demo_copy, "--complete-only"]) == 0
+    assert main(["aggregate", demo_copy, "--complete-only"]) == 0  # the old positional root
     assert len(read_info_file(os.path.join(demo_copy, INFO_FILE_NAME))[0]) == ITEMS - 2

@@ -67,7 +67,8 @@ def test_brief_encoder_is_deterministic():
 
 
 def test_tensorflow_dataset_feeds_the_original_model_inputs(demo_root):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     ds = package.multimodal_tensorflow_dataset(demo_root, True, 4, 1, 10, 24, 40, 5, 36, 64)
     batches = list(ds)
     assert sum(int(label.shape[0]) for _, label in batches) == 62

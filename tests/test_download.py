@@ -241,7 +241,7 @@ def test_hostile_ids_and_labels_are_refused_and_the_rest_downloaded(demo_root, s
     ]
     info = write_info(tmp_path / "info.json", [record], server.base_url, extra_lines=hostile)
     out = tmp_path / "root" / "out"
-    code = main(["download", "--info", info, "--out", str(out), "--quiet", "--timeout", "0.5", "--backoff", "0.01"])
+    code = main(["download", "--info", info, "--output", str(out), "--quiet", "--timeout", "0.5", "--backoff", "0.01"])
     captured = capsys.readouterr()
     assert code == 1  # invalid lines count as a failed run
     assert "1 downloaded, 0 skipped, 0 failed, 4 invalid lines" in captured.out
@@ -256,12 +256,12 @@ def test_cli_download_succeeds_with_a_summary_and_categories(demo_root, server, 
     records = demo_records(demo_root)
     info = write_info(tmp_path / "info.json", records, server.base_url)
     out = str(tmp_path / "out")
-    code = main(["download", "--info", info, "--out", out, "--categories", "Beach", "Alpha Channel",
+    code = main(["download", "--info", info, "--output", out, "--categories", "Beach", "Alpha Channel",
                  "--workers", "4", "--quiet"])
     assert code == 0
     assert "4 downloaded, 0 skipped, 0 failed" in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ["Alpha Channel", "Beach"]
-    assert main(["download", "--info", info, "--out", out, "--limit", "3", "--quiet"]) == 0
+    assert main(["fetch", "--info", info, "--out", out, "--limit", "3", "--quiet"]) == 0
     assert "3 downloaded, 0 skipped, 0 failed" in capsys.readouterr().out
     with pytest.raises(SystemExit) as caught:
         main(["download", "--help"])
@@ -299,7 +299,7 @@ def test_a_killed_run_resumes_where_it_stopped(demo_root, tmp_path):
     out = tmp_path / "out"
     with FaultServer(demo_root, bytes_per_s=15000) as slow:
         info = write_info(tmp_path / "info.json", records, slow.base_url)
-        command = [sys.executable, "-m", "data_download_tools", "download", "--info", info, "--out", str(out),
+        command = [sys.executable, "-m", "data_download_tools", "download", "--info", info, "--output", str(out),
                    "--workers", "2", "--quiet", "--timeout", "5"]
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60

@@ -57,7 +57,7 @@ def test_raw_numpy_dataset_errors(demo_copy):
 def test_torch_dataloader_with_two_workers(demo_root):
     """Raw layout, in this process; the prepared shards under DataLoader(num_workers=2) are tested in a clean
     process (test_numpy_paths_work_without_tensorflow): this one has used ArrayRecord, which is not fork-safe."""
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.data import DataLoader
 
     from data_interface_for_model.torch_dataset import TorchVideoDataset, collate_batch, to_float_channels_first

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from data_interface_for_model.tf_dataset import make_dataset, make_raw_dataset  # noqa: E402
+from data_interface_for_model.tf_dataset import make_dataset, make_raw_dataset
 
 
 def _ids(ds):

@@ -148,11 +148,16 @@ def test_examples_have_the_documented_features(damaged_build):
     assert any(".array_record-" in s for s in shards) and any(".tfrecord-" in s for s in shards)
 
 
-def test_second_prepare_reuses_and_other_arguments_rebuild(damaged_build):
+def test_second_prepare_reuses_and_other_arguments_rebuild(damaged_build, tmp_path):
+    import shutil
+
     from data_interface_for_model.prepare import prepare_dataset
 
-    root, data_dir, _, _, first = damaged_build
-    shard = next(os.path.join(first.dataset_dir, s) for s in os.listdir(first.dataset_dir) if "train.array" in s)
+    root, shared_data_dir, _, _, first = damaged_build
+    data_dir = str(tmp_path / "tfds")  # a private copy: the rebuild below must not change the shared build
+    shutil.copytree(shared_data_dir, data_dir)
+    version_dir = os.path.join(data_dir, os.path.relpath(first.dataset_dir, shared_data_dir))
+    shard = next(os.path.join(version_dir, s) for s in os.listdir(version_dir) if "train.array" in s)
     mtime = os.stat(shard).st_mtime_ns
     again = prepare_dataset(root, data_dir, num_frames=4, size=32, workers=2, progress=False)
     assert again.reused and again.split_counts == first.split_counts
@@ -176,24 +181,37 @@ def test_predefined_config_through_tfds_builder(prepared_demo):
     assert len(source[0]["frames"]) == 8 and source[0]["cover"].shape == (112, 112, 3)
 
 
-def test_cli_prepare(damaged_build, capsys, tmp_path):
+def test_cli_prepare_builds_then_reuses_and_names_a_missing_root(demo_root, capsys, tmp_path):
+    import shutil
+
+    from PIL import Image
+
     from data_interface_for_model.__main__ import main
 
-    root, data_dir, _, _, _ = damaged_build
-    assert main(["prepare", root, "--data-dir", data_dir, "--frames", "4", "--size", "32",
-                 "--splits", "0.6", "0.2", "0.2", "--quiet"]) == 0
+    root, data_dir = str(tmp_path / "root"), str(tmp_path / "tfds")
+    for label in ("Beach", "City", "Sea"):
+        shutil.copytree(os.path.join(demo_root, label), os.path.join(root, label))
+    png_cover = next(iter(LayoutReader(root))).cover_path
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(png_cover, format="PNG")
+    command = ["prepare", "--data-root", root, "--data-dir", data_dir, "--frames", "2", "--image-size", "16",
+               "--splits", "0.6", "0.2", "0.2", "--workers", "1", "--quiet"]
+    assert main(command) == 0
     out = capsys.readouterr()
-    assert "prepare: frames4_size32" in out.out and "reused" in out.out
-    assert "skipped decode_error" in out.err
-    assert main(["prepare", str(tmp_path / "nowhere"), "--data-dir", data_dir, "--quiet"]) == 1
-    assert "is not a folder" in capsys.readouterr().err
+    assert "prepare: frames2_size16: train " in out.out and "built in" in out.out
+    assert "skipped decode_error" in out.err and "not a JPEG" in out.err
+    assert main(command) == 0
+    assert "reused" in capsys.readouterr().out
+    assert main(["prepare", str(tmp_path / "nowhere"), "--data-dir", data_dir, "--size", "16", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err and "is not a folder" in err
     with pytest.raises(SystemExit) as exc:
         main(["prepare", "--help"])
     assert exc.value.code == 0
 
 
 def test_tfrecord_writer_is_read_by_tensorflow(tmp_path):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     from data_interface_for_model.prepare import _masked_crc32c, write_tfrecord
 
     records = [b"", b"a", bytes(range(256)) * 40]

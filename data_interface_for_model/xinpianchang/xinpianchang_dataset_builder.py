@@ -22,7 +22,7 @@ Features of one example::
     num_frames  int32     how many of the frames are real (short clips repeat their last frame)
     duration    float32   the clip's duration in seconds
 
-Use :func:`data_interface_for_model.prepare.prepare_dataset` (or ``python -m data_interface_for_model
+Use :func:`data_interface_for_model.prepare.prepare_dataset` (or ``xinpianchang data
 prepare``) rather than this class directly: it also records the skipped items, reuses a finished build and
 adds the TFRecord copy that tf.data reads.
 """
@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tqdm import tqdm
 
+from data_interface_for_model import defaults
 from data_interface_for_model.categories import LABELS
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY, EncodedItem
 from data_interface_for_model.layout import LayoutItem, LayoutReader
@@ -62,8 +63,8 @@ def config_name(num_frames: int, size: int) -> str:
 class XinpianchangConfig(tfds.core.BuilderConfig):
     """A frame count and a picture size (frames and cover are ``size x size``)."""
 
-    num_frames: int = 8
-    size: int = 112
+    num_frames: int = defaults.FRAMES
+    size: int = defaults.IMAGE_SIZE
 
 
 def make_config(num_frames: int, size: int) -> XinpianchangConfig:
@@ -90,7 +91,7 @@ class BuildOptions:
       progress: show a progress bar while decoding.
     """
 
-    fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fractions: Tuple[float, float, float] = defaults.SPLIT_FRACTIONS
     seed: int = 0
     workers: int = 0
     quality: int = DEFAULT_JPEG_QUALITY
@@ -141,14 +142,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Frames sampled uniformly by timestamp, stratified splits."}
     BUILDER_CONFIGS = [
-        XinpianchangConfig(name=config_name(8, 112), num_frames=8, size=112,
-                           description="8 frames and the cover at 112x112"),
+        XinpianchangConfig(name=config_name(defaults.FRAMES, defaults.IMAGE_SIZE), num_frames=defaults.FRAMES,
+                           size=defaults.IMAGE_SIZE,
+                           description=f"{defaults.FRAMES} frames and the cover at "
+                                       f"{defaults.IMAGE_SIZE}x{defaults.IMAGE_SIZE}"),
         XinpianchangConfig(name=config_name(16, 224), num_frames=16, size=224,
                            description="16 frames and the cover at 224x224"),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Point the manual dir at a layout root: ROOT/<label>/<mp4_id>/<mp4_id>.mp4|.jpeg|.txt "
-        "(download it with data_download_tools, or make a demo with `python -m data_download_tools make-demo`)."
+        "(download it with data_download_tools, or make a demo with `xinpianchang data make-demo`)."
     )
 
     def __init__(self, *, build_options: Optional[BuildOptions] = None, **kwargs):
