@@ -4,7 +4,8 @@ The front end is musicnn's (the pretrained audio encoder, ``baseline_model.encod
 spectrograms feed it without conversion:
 
 * **decode**: the first audio stream, any sample rate, any channel layout, any sample format, is resampled
-  by FFmpeg (``av.AudioResampler``) to **mono float32 at 16 kHz**;
+  by FFmpeg (``av.AudioResampler``) to float32 at 16 kHz and its channels averaged to **mono** (librosa's
+  downmix, as musicnn was trained);
 * **windows** are sampled *like the frames* (``decoding.sample_clip``): the track's duration ``D`` is cut
   into ``P`` equal segments and a window of ``PATCH_SAMPLES`` samples (3 s, one musicnn patch) is centred
   on each, ``(i + 0.5) * D / P``, shifted inside the track where it would overrun an end; a track shorter
@@ -151,18 +152,20 @@ def decode_track(path: PathLike, *, max_seconds: Optional[float] = None) -> Tupl
             stream = container.streams.audio[0]
             rate = int(stream.rate or 0)
             channels = int(getattr(stream, "channels", 0) or 0)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            # resample every channel, then average them (librosa's downmix, which musicnn was trained on;
+            # FFmpeg's own stereo->mono downmix is 3 dB louder)
+            resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
             try:
                 for frame in container.decode(stream):
                     for out in resampler.resample(frame):
-                        chunk = out.to_ndarray().reshape(-1)
+                        chunk = out.to_ndarray().mean(axis=0)
                         chunks.append(chunk)
                         total += chunk.size
                     if limit is not None and total >= limit:
                         break
                 else:
                     for out in resampler.resample(None):
-                        chunks.append(out.to_ndarray().reshape(-1))
+                        chunks.append(out.to_ndarray().mean(axis=0))
             except av.FFmpegError as exc:
                 if not chunks:
                     raise
