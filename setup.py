@@ -31,6 +31,12 @@ INSTALL_REQUIRES = [
     "matplotlib",
     "grpcio",
     "requests",  # data_download_tools.http_fetch
+    # serving.catalog: the live catalog service (docs/catalog.md)
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
+    "sqlalchemy>=2.0",
+    "python-multipart>=0.0.9",
+    "psycopg[binary]>=3.1",  # PostgreSQL stores
 ]
 
 setup(
@@ -52,7 +58,8 @@ setup(
         # The CPU build on these machines; an unpinned torch pulls several GB of CUDA packages.
         "torch": ["torch==2.13.0"],
         "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0",
-                 "scikit-image"],  # real photos bundled in the wheel, for the MobileNetV2 port test
+                 "scikit-image",  # real photos bundled in the wheel, for the MobileNetV2 port test
+                 "httpx", "selenium>=4.10"],  # the catalog's API client and its page in headless Chromium
         # Apache Beam pipelines (docs/beam.md): the version verified beside this stack; it moves protobuf,
         # pyarrow and pillow to older releases and leaves TensorFlow, numpy and grpcio alone.
         "beam": ["apache-beam==2.77.0"],
