@@ -190,6 +190,10 @@ def add_verbs(verbs) -> None:
     add_common_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
+    from serving.catalog.cli import add_catalog_verb  # catalog, catalog-export (light: no TensorFlow)
+
+    add_catalog_verb(verbs)
+
 
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
