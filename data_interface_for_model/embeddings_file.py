@@ -6,7 +6,8 @@ Two formats, chosen by extension:
 * ``.parquet``: columns ``mp4_id`` (string), ``label`` (string), ``embedding`` (list of float32);
 * ``.npz``: arrays ``ids`` (str ``[N]``), ``labels`` (str ``[N]``), ``vectors`` (float32 ``[N, D]``).
 
-Reading validates: unique safe ids, known labels, one dimension for every vector, no NaN or infinity.
+Reading validates: unique safe ids, one dimension for every vector, no NaN or infinity. Labels are free:
+one of the 31 xinpianchang categories, any other catalog's label, or ``""`` for none (one line of text).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from data_interface_for_model.atomic import atomic_output_path
-from data_interface_for_model.schema import RecordError, validate_label, validate_mp4_id
+from data_interface_for_model.schema import RecordError, validate_mp4_id
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -32,7 +33,8 @@ class EmbeddingTable:
 
     Attributes:
       ids: item ids, ``[N]``.
-      labels: English labels, ``[N]``.
+      labels: labels ``[N]``: any one-line text (the 31 xinpianchang categories or another catalog's), ``""``
+        for an item without one.
       vectors: float32 ``[N, D]``.
     """
 
@@ -72,7 +74,8 @@ def _validate(ids: np.ndarray, labels: np.ndarray, vectors: np.ndarray, name: st
     try:
         for item_id, label in zip(ids.tolist(), labels.tolist()):
             validate_mp4_id(item_id)
-            validate_label(label)
+            if any(ord(ch) < 32 for ch in label):
+                raise RecordError(f"item {item_id!r}: label {label!r} holds a control character")
     except RecordError as exc:
         raise EmbeddingFileError(f"{name}: {exc}") from None
 

@@ -33,9 +33,11 @@ def test_nans_are_refused(tmp_path):
         read_embeddings(path)
 
 
-def test_unknown_label_and_bad_ids_are_refused(tmp_path):
-    with pytest.raises(EmbeddingFileError, match="Cats"):
-        write_embeddings(tmp_path / "x.npz", ["1"], ["Cats"], np.zeros((1, 2)))
+def test_any_label_is_kept_and_bad_ids_are_refused(tmp_path):
+    write_embeddings(tmp_path / "x.npz", ["1", "2"], ["Cats", ""], np.zeros((2, 2)))  # another catalog's, none
+    assert read_embeddings(tmp_path / "x.npz").labels.tolist() == ["Cats", ""]
+    with pytest.raises(EmbeddingFileError, match="control character"):
+        write_embeddings(tmp_path / "x.npz", ["1"], ["two\nlines"], np.zeros((1, 2)))
     with pytest.raises(EmbeddingFileError, match="duplicate"):
         write_embeddings(tmp_path / "x.npz", ["1", "1"], ["Sea", "Sea"], np.zeros((2, 2)))
     with pytest.raises(EmbeddingFileError, match="unknown format"):
