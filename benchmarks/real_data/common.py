@@ -27,6 +27,9 @@ def staged_output(output: str, overwrite: bool = False) -> Iterator[str]:
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".", suffix=".partial", dir=parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; give the folder the permissions makedirs would
     try:
         yield tmp
     except BaseException:
