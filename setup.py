@@ -57,7 +57,7 @@ setup(
     extras_require={
         # The CPU build on these machines; an unpinned torch pulls several GB of CUDA packages.
         "torch": ["torch==2.13.0"],
-        "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0",
+        "test": ["pytest>=7", "pytest-timeout", "requests", "torch==2.13.0", "hypothesis>=6",
                  "scikit-image",  # real photos bundled in the wheel, for the MobileNetV2 port test
                  "httpx", "selenium>=4.10"],  # the catalog's API client and its page in headless Chromium
         # Apache Beam pipelines (docs/beam.md): the version verified beside this stack; it moves protobuf,
