@@ -48,7 +48,7 @@ class FakeEmbedder:
     def analyse(self, clips: Sequence[Clip]) -> Tuple[np.ndarray, np.ndarray]:
         self.calls += len(clips)
         embeddings = np.stack([self._embed(c) for c in clips]).astype(np.float32)
-        logits = embeddings @ self._projection * 4.0
+        logits = embeddings @ self._projection
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         return embeddings, (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -10,6 +10,7 @@ PAGE_HTML = r"""<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Video catalog</title>
+<link rel="icon" href="data:,">
 <style>
   body { font-family: system-ui, sans-serif; margin: 0; background: #f4f4f6; color: #222; }
   header { background: #20232a; color: #fff; padding: 10px 18px; display: flex; gap: 18px; align-items: center;
@@ -54,13 +55,6 @@ PAGE_HTML = r"""<!doctype html>
     <div id="pager"><button id="prev">&laquo; previous</button><button id="next">next &raquo;</button></div>
   </section>
   <section id="side">
-    <div class="panel" id="player-panel" hidden>
-      <h2 id="player-title"></h2>
-      <video id="player" controls muted></video>
-      <div id="player-meta" class="muted"></div>
-      <h2 style="margin-top:10px">Watch next</h2>
-      <div id="watch-next" class="list"></div>
-    </div>
     <div class="panel">
       <h2>Classify a clip</h2>
       <form id="upload-form">
@@ -72,6 +66,13 @@ PAGE_HTML = r"""<!doctype html>
       <div id="probabilities"></div>
       <h2 id="similar-heading" hidden style="margin-top:10px">Similar videos</h2>
       <div id="similar" class="list"></div>
+    </div>
+    <div class="panel" id="player-panel" hidden>
+      <h2 id="player-title"></h2>
+      <video id="player" controls muted></video>
+      <div id="player-meta" class="muted"></div>
+      <h2 style="margin-top:10px">Watch next</h2>
+      <div id="watch-next" class="list"></div>
     </div>
   </section>
 </main>
