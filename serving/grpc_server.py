@@ -7,6 +7,7 @@ answer UNIMPLEMENTED with a message saying so: the exported models have predict 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent import futures
@@ -17,10 +18,11 @@ import numpy as np
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from serving.errors import ServingError, invalid
+from serving.errors import ServingError, invalid, to_serving_error
 from serving.limits import Limits
 from serving.service import ServingCore
 from serving.signatures import Signature
+from serving.tensor_proto import array_to_proto, dtype_name, proto_to_array
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("serving.access")
@@ -35,43 +37,50 @@ def _spec_version(spec) -> Tuple[Optional[int], Optional[str]]:
     return None, None
 
 
-def _abort(context: grpc.ServicerContext, exc: ServingError) -> None:
-    context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+def _guarded(what: str):
+    """Every failure of a servicer method becomes a gRPC status through :func:`to_serving_error` (the one
+    mapping); methods raise, they never call ``context.abort`` themselves."""
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, request, context):
+            try:
+                return method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - mapped to the API's error format, never a stack trace
+                error = to_serving_error(exc, what)
+            context.abort(getattr(grpc.StatusCode, error.code), error.message)
+        return wrapper
+    return decorate
 
 
-def tensor_protos_to_arrays(protos, signature: Signature) -> Dict[str, np.ndarray]:
-    """``map<string, TensorProto>`` -> numpy, checking each dtype against the signature."""
-    import tensorflow as tf
-
+def tensor_protos_to_arrays(protos, signature: Signature, limits: Limits) -> Dict[str, np.ndarray]:
+    """``map<string, TensorProto>`` -> numpy, checking each dtype against the signature and every size
+    against ``limits`` before allocating."""
     arrays = {}
     for name, proto in protos.items():
         info = signature.inputs.get(name)
         if info is None:
             raise invalid(f"signature '{signature.name}' has no input '{name}'; it expects {signature.describe_inputs()}")
-        got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "invalid"
+        got = dtype_name(proto.dtype)
         if got != info.dtype:
             raise invalid(f"input '{name}' expects dtype {info.dtype} but the TensorProto holds {got}")
-        try:
-            arrays[name] = tf.make_ndarray(proto)
-        except (ValueError, TypeError) as exc:
-            raise invalid(f"input '{name}': malformed TensorProto: {exc}") from None
+        arrays[name] = proto_to_array(proto, name, limits)
     return arrays
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore):
+    def __init__(self, core: ServingCore, limits: Limits):
         self.core = core
+        self.limits = limits
 
+    @_guarded("Predict request")
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):  # noqa: N802
-        import tensorflow as tf
-
         started = time.perf_counter()
         code = "OK"
         try:
             version, label = _spec_version(request.model_spec)
             served, signature, outputs = self.core.predict(
                 request.model_spec.name, version, label, request.model_spec.signature_name or None,
-                lambda sig: tensor_protos_to_arrays(request.inputs, sig))
+                lambda sig: tensor_protos_to_arrays(request.inputs, sig, self.limits))
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
@@ -81,59 +90,62 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.version.value = served
             response.model_spec.signature_name = signature.name
             for name in wanted:
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
+                array_to_proto(outputs[name], response.outputs[name])
             return response
         except ServingError as exc:
             code = exc.code
-            _abort(context, exc)
+            raise
+        except Exception:
+            code = "ERROR"
+            raise
         finally:
             access_log.info("grpc Predict %s %s %.1fms", request.model_spec.name, code,
                             (time.perf_counter() - started) * 1000)
 
+    @_guarded("GetModelMetadata request")
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest, context):  # noqa: N802
-        try:
-            fields = list(request.metadata_field)
-            if fields != ["signature_def"]:
-                raise invalid(f"metadata_field must be ['signature_def'] (the only metadata), got {fields}")
-            version, label = _spec_version(request.model_spec)
-            spec, signature_map = self.core.metadata(request.model_spec.name, version, label)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.CopyFrom(spec)
-            response.metadata["signature_def"].Pack(signature_map)
-            return response
-        except ServingError as exc:
-            _abort(context, exc)
+        fields = list(request.metadata_field)
+        if fields != ["signature_def"]:
+            raise invalid(f"metadata_field must be ['signature_def'] (the only metadata), got {fields}")
+        version, label = _spec_version(request.model_spec)
+        spec, signature_map = self.core.metadata(request.model_spec.name, version, label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.CopyFrom(spec)
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
 
-    def _unimplemented(self, what: str, context) -> None:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{what} is not implemented by this server (it needs tf.Example classify/regress "
-                      "signatures; the exported models have predict signatures): use Predict")
+    @staticmethod
+    def _unimplemented(what: str) -> ServingError:
+        return ServingError("UNIMPLEMENTED", f"{what} is not implemented by this server (it needs tf.Example "
+                                             "classify/regress signatures; the exported models have predict "
+                                             "signatures): use Predict")
 
+    @_guarded("Classify request")
     def Classify(self, request, context):  # noqa: N802
-        self._unimplemented("Classify", context)
+        raise self._unimplemented("Classify")
 
+    @_guarded("Regress request")
     def Regress(self, request, context):  # noqa: N802
-        self._unimplemented("Regress", context)
+        raise self._unimplemented("Regress")
 
+    @_guarded("MultiInference request")
     def MultiInference(self, request, context):  # noqa: N802
-        self._unimplemented("MultiInference", context)
+        raise self._unimplemented("MultiInference")
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, core: ServingCore):
         self.core = core
 
+    @_guarded("GetModelStatus request")
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):  # noqa: N802
-        try:
-            version, label = _spec_version(request.model_spec)
-            return self.core.status(request.model_spec.name, version, label)
-        except ServingError as exc:
-            _abort(context, exc)
+        version, label = _spec_version(request.model_spec)
+        return self.core.status(request.model_spec.name, version, label)
 
+    @_guarded("HandleReloadConfigRequest")
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "HandleReloadConfigRequest is not implemented: this server polls the model base for new "
-                      "versions; restart it to change the set of models")
+        raise ServingError("UNIMPLEMENTED", "HandleReloadConfigRequest is not implemented: this server polls the "
+                                            "model base for new versions; restart it to change the set of models")
 
 
 class GrpcServer:
@@ -146,7 +158,7 @@ class GrpcServer:
                      ("grpc.max_send_message_length", limits.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), self._server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, limits), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), self._server)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self._server.add_insecure_port(target)

@@ -21,7 +21,7 @@ import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from serving.batching import Batcher, BatchingConfig
-from serving.errors import ServingError, not_found
+from serving.errors import ServingError, not_found, redact_paths, register_root
 from serving.layout import ModelConfig, fingerprint, list_versions
 from serving.signatures import Signature, TensorInfo
 
@@ -102,9 +102,8 @@ class ServableVersion:
         try:
             return self.signatures[name]
         except KeyError:
-            # TF Serving answers INVALID_ARGUMENT ("Serving signature key ... not found")
-            raise ServingError("INVALID_ARGUMENT", f"Serving signature key '{name}' not found: model '{self.name}' "
-                               f"version {self.version} has {sorted(self.signatures)}") from None
+            # TF Serving's answer (predict_util.cc), over REST and gRPC alike
+            raise ServingError("FAILED_PRECONDITION", f"Serving signature key \"{name}\" not found.") from None
 
     def run(self, signature: Signature, arrays):
         """Run ``signature`` on checked numpy inputs, through the batcher when batching is on."""
@@ -207,6 +206,8 @@ class ModelManager:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate model names in {names}")
         self._models: Dict[str, _Model] = {c.name: _Model(c) for c in configs}
+        for config in configs:  # error messages name the model, never the server's folders
+            register_root(config.base_path, config.name)
         self.poll_interval_s = poll_interval_s
         self.batching = batching
         self.drain_timeout_s = drain_timeout_s
@@ -308,7 +309,8 @@ class ModelManager:
             servable.load(self.batching)
         except Exception as exc:  # noqa: BLE001 - any failure to load is reported, never fatal
             servable.state = "END"
-            servable.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:1000]
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            servable.error = redact_paths(f"{type(exc).__name__}: {first_line}")[:1000]
             model.failed[version] = print_
             self._event("load_failed", model.config.name, version, servable.error)
             return

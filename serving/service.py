@@ -10,12 +10,9 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from serving.errors import ServingError
+from serving.errors import ERROR_CODE_NUMBERS, ServingError
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager
 from serving.signatures import Signature
-
-# tensorflow/core/protobuf/error_codes.proto numbering (what StatusProto.error_code holds)
-_ERROR_CODES = {"OK": 0, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "UNAVAILABLE": 14}
 
 
 class ServingCore:
@@ -31,7 +28,7 @@ class ServingCore:
             status = response.model_version_status.add()
             status.version = entry.version
             status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry.state)
-            status.status.error_code = _ERROR_CODES.get(entry.error_code, 2)
+            status.status.error_code = ERROR_CODE_NUMBERS.get(entry.error_code, 2)
             status.status.error_message = entry.error_message
         return response
 

@@ -192,7 +192,7 @@ def test_single_input_bare_values(http, url, reference):
     (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2]], "k": [1], "z": [1]}}).encode(), 400, "z"),
     (json.dumps({"signature_name": "echo", "inputs": {"data": [{"b64": "@@not base64@@"}]}}).encode(), 400, "base64"),
     (json.dumps({"signature_name": "echo", "inputs": {"data": [7]}}).encode(), 400, "string tensor"),
-    (json.dumps({"signature_name": "nope", "instances": [1]}).encode(), 400, "signature key 'nope'"),
+    (json.dumps({"signature_name": "nope", "instances": [1]}).encode(), 400, 'Serving signature key "nope" not found'),
     (json.dumps({"instances": [{"brief": "x"}]}).encode(), 400, "missing"),
 ])
 def test_predict_errors(http, url, body, status, words):
@@ -316,7 +316,7 @@ def test_grpc_errors(channel):
     cases.append((unknown, grpc.StatusCode.NOT_FOUND))
     cases.append((_request(version=9), grpc.StatusCode.NOT_FOUND))
     cases.append((_request(label="beta"), grpc.StatusCode.NOT_FOUND))
-    cases.append((_request(signature="nope"), grpc.StatusCode.INVALID_ARGUMENT))
+    cases.append((_request(signature="nope"), grpc.StatusCode.FAILED_PRECONDITION))
     wrong_dtype = _request()
     wrong_dtype.inputs["brief"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 2.0], np.float32)))
     cases.append((wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT))
