@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     "matplotlib",
     "grpcio",
     "requests",  # data_download_tools.http_fetch
+    "prometheus-client",  # serving: /monitoring/prometheus/metrics with TF Serving's metric names
     # serving.catalog: the live catalog service (docs/catalog.md)
     "fastapi>=0.110",
     "uvicorn>=0.29",
