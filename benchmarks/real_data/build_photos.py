@@ -79,6 +79,9 @@ LABEL_RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 #: A picture whose 8 most common colours cover more than this share of its opaque pixels is flat-colour
 #: clip art, not a photo (photos measure below 0.1; Tux Paint's drawings 0.2-1.0).
 MAX_FLAT_SHARE = 0.15
+#: The photo never comes closer than this share of the scene to its edges (so the border is background only,
+#: which check_artefacts.py probes).
+SCENE_MARGIN = 0.08
 _LOCALE_LINE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?(@\w+)?\.utf8=")
 
 
@@ -295,11 +298,13 @@ def render_scene(stamp_path: str, rng: np.random.Generator, width: int, height: 
         stamp = image.convert("RGBA")
     if rng.random() < 0.5:
         stamp = stamp.transpose(Image.FLIP_LEFT_RIGHT)
-    fraction = rng.uniform(0.45, 0.85)
-    scale = min(width * fraction / stamp.width, height * fraction / stamp.height)
+    fraction = rng.uniform(0.5, 0.9)
+    mx, my = int(np.ceil(SCENE_MARGIN * width)), int(np.ceil(SCENE_MARGIN * height))
+    inner_w, inner_h = width - 2 * mx, height - 2 * my
+    scale = min(inner_w * fraction / stamp.width, inner_h * fraction / stamp.height)
     w, h = max(1, int(round(stamp.width * scale))), max(1, int(round(stamp.height * scale)))
     stamp = np.asarray(stamp.resize((w, h), Image.LANCZOS), dtype=np.float32)
-    x, y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+    x, y = mx + int(rng.integers(0, inner_w - w + 1)), my + int(rng.integers(0, inner_h - h + 1))
     alpha = stamp[..., 3:] / 255.0
     region = scene[y:y + h, x:x + w]
     scene[y:y + h, x:x + w] = region * (1.0 - alpha) + stamp[..., :3] * alpha
