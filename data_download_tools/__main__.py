@@ -17,6 +17,11 @@ from data_interface_for_model.cli import (
     positive_int,
     verb_main,
 )
+from data_interface_for_model.limits import (
+    add_image_pixels_argument,
+    add_parse_limit_arguments,
+    parse_limits_from_args,
+)
 
 
 def non_negative_int(value: str) -> int:
@@ -78,7 +83,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from data_download_tools.statistics import dataset_statistics
 
     root = data_root(args)
-    stats = dataset_statistics(root)
+    stats = dataset_statistics(root, parse_limits_from_args(args))
     print(stats.table())
     for problem in stats.problems:
         print(f"problem: {problem}", file=sys.stderr)
@@ -103,7 +108,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     categories = frozenset(validate_label(c) for c in args.categories) if args.categories else None
     config = DownloadConfig(
         workers=args.workers, categories=categories, limit=args.limit, verify=not args.no_verify,
-        failures_path=args.failures,
+        failures_path=args.failures, parse_limits=parse_limits_from_args(args),
         fetch=FetchConfig(timeout_s=args.timeout, retries=args.retries, backoff_s=args.backoff,
                           max_per_host=args.max_per_host, delay_s=args.delay),
     )
@@ -125,7 +130,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     root = data_root(args)
     with tqdm(desc="check --deep" if args.deep else "check", unit="item", disable=args.quiet) as bar:
-        report = check_dataset(root, deep=args.deep, workers=args.workers, progress=bar.update)
+        report = check_dataset(root, deep=args.deep, workers=args.workers, progress=bar.update,
+                               max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args))
     print(report.statistics.table())
     for label, stats in report.statistics.categories.items():
         if stats.missing:
@@ -149,7 +155,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
     root = data_root(args)
     output = args.output or os.path.join(root, INFO_FILE_NAME)
-    summary = aggregate_info_file(root, output, complete_only=args.complete_only)
+    summary = aggregate_info_file(root, output, complete_only=args.complete_only,
+                                  parse_limits=parse_limits_from_args(args))
     for problem in summary.problems:
         print(f"problem: {problem}", file=sys.stderr)
     print(summary.line(output))
@@ -204,6 +211,7 @@ def _configure_download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failures", metavar="FILE", help="failures file (default ROOT/download_failures.json)")
     parser.add_argument("--no-verify", action="store_true",
                         help="do not decode files: any non-empty file on disk counts as done")
+    add_parse_limit_arguments(parser, info_file=True)
     add_common_arguments(parser)
     parser.set_defaults(func=_cmd_download)
 
@@ -227,6 +235,8 @@ def _add_check(verbs) -> None:
     check.add_argument("--deep", action="store_true", help="decode every clip and cover; list the corrupt ones")
     check.add_argument("--workers", type=non_negative_int, default=0,
                        help="decoding threads with --deep (default 0: one per core)")
+    add_image_pixels_argument(check)
+    add_parse_limit_arguments(check)
     add_common_arguments(check)
     check.set_defaults(func=_cmd_check)
 
@@ -240,6 +250,7 @@ def _add_aggregate(verbs) -> None:
                help="the info file to write (default ROOT/multimodal_data_info.json)", aliases=("--out",))
     aggregate.add_argument("--complete-only", action="store_true",
                            help="only items that also have their clip and cover")
+    add_parse_limit_arguments(aggregate)
     add_common_arguments(aggregate)
     aggregate.set_defaults(func=_cmd_aggregate)
 
@@ -250,6 +261,7 @@ def _add_stats(verbs) -> None:
         description="Per category: items, complete items, MB on disk and mean duration; layout problems on stderr.")
     add_root_arguments(stats)
     stats.add_argument("--json", metavar="FILE", help="also write the statistics to this JSON file")
+    add_parse_limit_arguments(stats)
     add_common_arguments(stats)
     stats.set_defaults(func=_cmd_stats)
 

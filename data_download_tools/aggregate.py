@@ -12,6 +12,7 @@ from typing import Iterator, List, Optional
 
 from data_interface_for_model.info_file import write_info_file
 from data_interface_for_model.layout import LayoutProblem, LayoutReader
+from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.schema import INFO_KEYS, VideoRecord
 
 
@@ -30,15 +31,15 @@ class AggregateSummary:
                 f"{len(self.problems)} layout problems")
 
 
-def iter_records(root: str, complete_only: bool = False, summary: Optional[AggregateSummary] = None
-                 ) -> Iterator[VideoRecord]:
+def iter_records(root: str, complete_only: bool = False, summary: Optional[AggregateSummary] = None,
+                 parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> Iterator[VideoRecord]:
     """Stream the records of the items under ``root`` (sorted by label, then id).
 
     ``complete_only`` keeps only items that also have their clip and cover. ``summary`` (if given) counts
     what was left out and collects the layout's problems.
     """
     summary = summary if summary is not None else AggregateSummary()
-    reader = LayoutReader(root, allow_missing=True)
+    reader = LayoutReader(root, allow_missing=True, limits=parse_limits)
     for item in reader:
         if item.record is None:
             summary.without_record += 1
@@ -50,14 +51,15 @@ def iter_records(root: str, complete_only: bool = False, summary: Optional[Aggre
     summary.problems = list(reader.problems)
 
 
-def aggregate_info_file(root: str, out: str, complete_only: bool = False) -> AggregateSummary:
+def aggregate_info_file(root: str, out: str, complete_only: bool = False,
+                        parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> AggregateSummary:
     """Write the info file of ``root`` to ``out`` (atomically, one JSON object per line).
 
     Raises FileNotFoundError (before anything is written) when ``root`` is not a folder."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset root {os.fspath(root)!r} is not a folder")
     summary = AggregateSummary()
-    summary.written = write_info_file(out, iter_records(os.fspath(root), complete_only, summary))
+    summary.written = write_info_file(out, iter_records(os.fspath(root), complete_only, summary, parse_limits))
     return summary
 
 

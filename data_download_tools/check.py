@@ -7,10 +7,12 @@ check of the full dataset holds O(workers) items in memory besides the figures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Callable, Iterator, List, Optional
 
 from data_interface_for_model.layout import LayoutItem, LayoutReader
+from data_interface_for_model.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_PARSE_LIMITS, ParseLimits
 from data_download_tools.bounded import bounded_map
 from data_download_tools.statistics import DatasetStatistics, count_item, empty_categories
 from data_download_tools.verify import VerificationError, verify_file
@@ -65,15 +67,17 @@ class CheckReport:
         return text + f"; {s.bytes / 1e6:.1f} MB, {s.total_duration_s / 3600:.2f} h of video"
 
 
-def _verify_item(item: LayoutItem) -> List[CorruptFile]:
+def _verify_item(item: LayoutItem, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> List[CorruptFile]:
     corrupt = []
     for kind, path in (("video", item.video_path), ("cover", item.cover_path)):
         if path is None:
             continue
         try:
-            verify_file(kind, path, deep=True)
+            verify_file(kind, path, deep=True, max_image_pixels=max_image_pixels)
         except VerificationError as exc:
             corrupt.append(CorruptFile(path, kind, str(exc)))
+        except Exception as exc:  # whatever a decoder raises, this file is corrupt and the check goes on
+            corrupt.append(CorruptFile(path, kind, f"{path}: cannot verify: {type(exc).__name__}: {exc}"))
     return corrupt
 
 
@@ -82,11 +86,15 @@ def check_dataset(
     deep: bool = False,
     workers: int = 0,
     progress: Optional[Callable[[int], None]] = None,
+    *,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS,
 ) -> CheckReport:
     """Scan ``root`` once; with ``deep`` decode every clip and cover on ``workers`` threads (default: one
-    per core). ``progress`` is called with 1 per item."""
+    per core). ``progress`` is called with 1 per item. A cover whose header declares more than
+    ``max_image_pixels`` is corrupt; a ``.txt`` over ``parse_limits`` is a malformed_txt problem."""
     categories = empty_categories()
-    reader = LayoutReader(root, allow_missing=True)
+    reader = LayoutReader(root, allow_missing=True, limits=parse_limits)
     partial = 0
 
     def scanned() -> Iterator[LayoutItem]:
@@ -100,7 +108,8 @@ def check_dataset(
 
     corrupt: List[CorruptFile] = []
     if deep:
-        for found in bounded_map(_verify_item, scanned(), workers or os.cpu_count() or 1):
+        verify = functools.partial(_verify_item, max_image_pixels=max_image_pixels)
+        for found in bounded_map(verify, scanned(), workers or os.cpu_count() or 1):
             corrupt.extend(found)
             if progress is not None:
                 progress(1)

@@ -25,6 +25,7 @@ from typing import Callable, FrozenSet, Iterable, Iterator, List, Optional
 from data_interface_for_model.info_file import LineError, iter_info_file
 from data_interface_for_model.item_txt import read_item_txt, write_item_txt
 from data_interface_for_model.layout import item_paths
+from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.schema import RecordError, VideoRecord
 from data_download_tools.bounded import bounded_map
 from data_download_tools.http_fetch import FetchConfig, FetchError, HttpFetcher
@@ -50,7 +51,8 @@ class DownloadConfig:
         it a non-empty file on disk counts as done.
       failures_path: where the failures file goes (default ``ROOT/download_failures.json``).
       max_in_flight: records taken from the info file and not yet finished (default ``4 * workers``).
-      fetch: timeouts, retries, backoff, per-host limits.
+      fetch: timeouts, retries, backoff, per-host limits, size caps, redirect policy.
+      parse_limits: bounds on each info-file line and each ``.txt`` already on disk.
     """
 
     workers: int = 16
@@ -60,6 +62,7 @@ class DownloadConfig:
     failures_path: Optional[str] = None
     max_in_flight: int = 0
     fetch: FetchConfig = FetchConfig()
+    parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -229,7 +232,8 @@ def download(
         if len(summary.line_errors) < MAX_KEPT_LINE_ERRORS:
             summary.line_errors.append(error)
 
-    records = select_records(iter_info_file(info_path, on_error=on_line_error), config.categories, config.limit)
+    records = select_records(iter_info_file(info_path, on_error=on_line_error, limits=config.parse_limits),
+                             config.categories, config.limit)
     started = time.monotonic()
     # a fixed hidden name, so that a killed run's leftover is overwritten by the next run, not multiplied
     tmp = os.path.join(os.path.dirname(failures_path) or ".", "." + os.path.basename(failures_path) + ".part")

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 from data_interface_for_model.categories import LABELS
 from data_interface_for_model.layout import LayoutItem, LayoutProblem, LayoutReader
+from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
 
 
 @dataclasses.dataclass
@@ -104,11 +105,12 @@ def count_item(categories: Dict[str, CategoryStatistics], item: LayoutItem) -> N
         stats.total_duration_s += item.record.duration_s
 
 
-def dataset_statistics(root: str) -> DatasetStatistics:
+def dataset_statistics(root: str, parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> DatasetStatistics:
     """Scan ``root`` once and count, per category, items (any modality present), complete items (all
-    three), what is missing, bytes on disk and durations (from the ``.txt`` records)."""
+    three), what is missing, bytes on disk and durations (from the ``.txt`` records, read within
+    ``parse_limits``)."""
     categories = empty_categories()
-    reader = LayoutReader(root, allow_missing=True)
+    reader = LayoutReader(root, allow_missing=True, limits=parse_limits)
     for item in reader:
         count_item(categories, item)
     return DatasetStatistics(os.fspath(root), categories, reader.problems)

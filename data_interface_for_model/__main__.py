@@ -17,6 +17,11 @@ from data_interface_for_model.cli import (
     positive_int,
     verb_main,
 )
+from data_interface_for_model.limits import (
+    add_image_pixels_argument,
+    add_parse_limit_arguments,
+    parse_limits_from_args,
+)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -32,7 +37,8 @@ def _prepare(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     report = prepare_dataset(root, args.data_dir, num_frames=args.frames, size=args.image_size,
                              splits=tuple(args.splits), seed=args.seed, workers=args.workers,
-                             quality=args.quality, progress=not args.quiet, force=args.force)
+                             quality=args.quality, progress=not args.quiet, force=args.force,
+                             max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args))
     shown = report.skipped[: args.show_skipped]
     for skipped in shown:
         print(f"skipped {skipped['kind']}: {skipped['path']}: {skipped['message']}", file=sys.stderr)
@@ -63,6 +69,8 @@ def _add_prepare(verbs) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: one per core)")
     parser.add_argument("--quality", type=positive_int, default=90, help="JPEG quality of stored pictures (default 90)")
+    add_image_pixels_argument(parser)
+    add_parse_limit_arguments(parser)
     parser.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
     parser.add_argument("--show-skipped", type=int, default=20, metavar="N",
                         help="print at most N skipped items (all are in prepare_report.json; default 20)")

@@ -25,6 +25,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from data_interface_for_model.limits import DEFAULT_MAX_IMAGE_PIXELS
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -255,31 +257,67 @@ def _resize_crop_pil(image, out_h: int, out_w: int) -> np.ndarray:
     return np.ascontiguousarray(centre_crop(np.asarray(image), out_h, out_w))
 
 
-def load_image_bytes(data: bytes, size: Size, *, name: str = "<bytes>", require_jpeg: bool = True) -> np.ndarray:
-    """Decode encoded image bytes into uint8 ``[height, width, 3]`` RGB (short-side resize, centre crop)."""
-    from PIL import Image, UnidentifiedImageError
+def check_image_header(image, name: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """Raise :class:`DecodeError` if an opened (not yet decoded) Pillow image declares more than
+    ``max_pixels`` pixels or an empty size: checked from the header, before any pixel is decoded."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise DecodeError(f"{name}: the header declares an empty {width}x{height} picture")
+    if width * height > max_pixels:
+        raise DecodeError(f"{name}: the header declares {width}x{height} = {width * height} pixels, more than "
+                          f"the limit of {max_pixels}")
 
+
+def open_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
+    """Open encoded image bytes with Pillow (header only) and check their declared size; Pillow's own
+    decompression-bomb error and unreadable headers become :class:`DecodeError` naming ``name``."""
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"{name}: the header declares too many pixels ({exc})") from None
+    except Exception as exc:  # UnidentifiedImageError, OSError, SyntaxError, struct errors...
+        raise DecodeError(f"{name}: cannot read the image header: {exc}") from None
+    try:
+        check_image_header(image, name, max_pixels)
+    except DecodeError:
+        image.close()
+        raise
+    return image
+
+
+def draft_for(image, out_w: int, out_h: int) -> None:
+    """Let libjpeg decode a JPEG at a reduced scale (1/2 .. 1/8) when it is much larger than needed."""
+    if image.format == "JPEG":
+        scale = min(image.width / out_w, image.height / out_h)
+        if scale >= 2:
+            image.draft("RGB", (int(image.width / scale), int(image.height / scale)))
+
+
+def load_image_bytes(data: bytes, size: Size, *, name: str = "<bytes>", require_jpeg: bool = True,
+                     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes into uint8 ``[height, width, 3]`` RGB (short-side resize, centre crop).
+
+    The header's size is checked against ``max_image_pixels`` before decoding; a JPEG much larger than
+    the target is decoded at a reduced scale. Every failure is a :class:`DecodeError` naming ``name``.
+    """
     out_h, out_w = _target_hw(size)
     if not data:
         raise DecodeError(f"{name}: zero bytes")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if require_jpeg and image.format != "JPEG":
-                raise DecodeError(f"{name}: not a JPEG (found {image.format or 'an unknown format'})")
-            if image.format == "JPEG":
-                # let libjpeg decode at a reduced scale when the picture is much larger than needed
-                scale = min(image.width / out_w, image.height / out_h)
-                if scale >= 2:
-                    image.draft("RGB", (int(image.width / scale), int(image.height / scale)))
+    with open_image(data, name, max_image_pixels) as image:
+        if require_jpeg and image.format != "JPEG":
+            raise DecodeError(f"{name}: not a JPEG (found {image.format or 'an unknown format'})")
+        try:
+            draft_for(image, out_w, out_h)
             image.load()
             return _resize_crop_pil(image, out_h, out_w)
-    except DecodeError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DecodeError(f"{name}: cannot decode image: {exc}") from None
+        except Exception as exc:  # truncated data, a bad Huffman table, Pillow internals...
+            raise DecodeError(f"{name}: cannot decode image: {exc}") from None
 
 
-def load_cover(path: PathLike, size: Size, *, require_jpeg: bool = True) -> np.ndarray:
+def load_cover(path: PathLike, size: Size, *, require_jpeg: bool = True,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """uint8 ``[size, size, 3]`` RGB cover (short side resized to ``size``, centre-cropped).
 
     Raises:
@@ -292,7 +330,7 @@ def load_cover(path: PathLike, size: Size, *, require_jpeg: bool = True) -> np.n
             data = handle.read()
     except OSError as exc:
         raise DecodeError(f"{path}: cannot read: {exc}") from None
-    return load_image_bytes(data, size, name=path, require_jpeg=require_jpeg)
+    return load_image_bytes(data, size, name=path, require_jpeg=require_jpeg, max_image_pixels=max_image_pixels)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
@@ -308,15 +346,14 @@ def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes
     return encoded.tobytes()
 
 
-def decode_jpeg(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
+def decode_jpeg(data: bytes, *, name: str = "<bytes>",
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """uint8 ``[H, W, 3]`` RGB from JPEG bytes, at the size stored (no resizing)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
+    with open_image(data, name, max_image_pixels) as image:
+        try:
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DecodeError(f"{name}: cannot decode JPEG: {exc}") from None
+        except Exception as exc:
+            raise DecodeError(f"{name}: cannot decode JPEG: {exc}") from None
 
 
 def decode_jpeg_frames(encoded: Iterable[bytes], *, name: str = "<frames>") -> np.ndarray:
@@ -345,13 +382,14 @@ class EncodedItem:
 
 
 def encode_item(video_path: PathLike, cover_path: PathLike, num_frames: int, size: int,
-                quality: int = DEFAULT_JPEG_QUALITY) -> EncodedItem:
+                quality: int = DEFAULT_JPEG_QUALITY, *,
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> EncodedItem:
     """Sample, resize and JPEG-encode one item's clip and cover (runs in preparation worker processes).
 
     Raises:
       DecodeError: the clip or the cover cannot be decoded.
     """
     clip = sample_clip(video_path, num_frames, size)
-    cover = load_cover(cover_path, size)
+    cover = load_cover(cover_path, size, max_image_pixels=max_image_pixels)
     frames = tuple(encode_jpeg(frame, quality) for frame in clip.frames)
     return EncodedItem(encode_jpeg(cover, quality), frames, clip.num_real, clip.duration_s)

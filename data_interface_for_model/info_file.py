@@ -11,6 +11,8 @@ import os
 from typing import Callable, Iterable, Iterator, List, Optional, Union
 
 from data_interface_for_model.atomic import atomic_write
+from data_interface_for_model.item_txt import loads_record_json
+from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.schema import RecordError, VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -43,33 +45,75 @@ def _log_error(error: LineError) -> None:
     logger.warning("skipping malformed line %s", error)
 
 
+def _lines(handle, max_bytes: int) -> Iterator["tuple[int, Optional[bytes], int]"]:
+    """``(line number, line without its newline or None when too long, length in bytes)``, reading at most
+    ``max_bytes + 1`` bytes of any line into memory."""
+    line_number = 0
+    while True:
+        line = handle.readline(max_bytes + 1)
+        if not line:
+            return
+        line_number += 1
+        if len(line) <= max_bytes or (len(line) == max_bytes + 1 and line.endswith(b"\n")):
+            yield line_number, line.rstrip(b"\r\n"), len(line)
+            continue
+        length = len(line)
+        while not line.endswith(b"\n"):  # skip the rest of the long line, a block at a time
+            line = handle.readline(1 << 16)
+            if not line:
+                break
+            length += len(line)
+        yield line_number, None, length
+
+
+def parse_info_line(line: str, limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> VideoRecord:
+    """One info-file line (already within ``limits.max_line_bytes``) as a record.
+
+    Raises :class:`RecordError` for anything malformed: bad JSON, too deep, a number too long, a missing
+    key, a wrong type, an unknown label, a hostile id.
+    """
+    try:
+        data = loads_record_json(line, limits)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecordError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"invalid JSON: {exc}") from None
+    return VideoRecord.from_dict(data)
+
+
 def iter_info_file(
     path: PathLike,
     on_error: Optional[Callable[[LineError], None]] = None,
     strict: bool = False,
+    limits: ParseLimits = DEFAULT_PARSE_LIMITS,
 ) -> Iterator[VideoRecord]:
     """Yield the records of an info file, one line at a time.
 
     Blank lines are ignored. A malformed line (bad JSON, a missing key, a wrong type, an unknown label, a
-    hostile id) is passed to ``on_error`` (default: logged as a warning) and reading goes on; with
-    ``strict=True`` it raises :class:`InfoFileError` instead.
+    hostile id, a line longer than ``limits.max_line_bytes``, nesting or a number over ``limits``) is passed
+    to ``on_error`` (default: logged as a warning) and reading goes on; with ``strict=True`` it raises
+    :class:`InfoFileError` instead. Memory stays within one line's bound whatever the file holds.
     """
     handler = on_error or _log_error
     name = os.fspath(path)
-    with open(name, "r", encoding="utf-8", errors="replace") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                record = VideoRecord.from_dict(data)
-            except json.JSONDecodeError as exc:
-                error = LineError(name, line_number, f"invalid JSON: {exc.msg} at column {exc.colno}")
-            except RecordError as exc:
-                error = LineError(name, line_number, str(exc))
+    with open(name, "rb") as handle:
+        for line_number, raw, length in _lines(handle, limits.max_line_bytes):
+            if raw is None:
+                error = LineError(name, line_number, f"line of {length} bytes, more than the limit of "
+                                                     f"{limits.max_line_bytes}")
             else:
-                yield record
-                continue
+                line = raw.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                try:
+                    record = parse_info_line(line, limits)
+                except RecordError as exc:
+                    error = LineError(name, line_number, str(exc))
+                else:
+                    yield record
+                    continue
             if strict:
                 raise InfoFileError(error)
             handler(error)

@@ -15,6 +15,7 @@ from typing import Callable, FrozenSet, Iterable, Iterator, List, Optional, Unio
 from data_interface_for_model.categories import LABEL_TO_ID
 from data_interface_for_model.info_file import INFO_FILE_NAME
 from data_interface_for_model.item_txt import read_item_txt
+from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.schema import RecordError, VideoRecord, validate_label, validate_mp4_id
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class LayoutReader:
       labels: only read these label folders (default: every folder found).
       on_problem: called with each :class:`LayoutProblem` as it is found (default: collected in
         :attr:`problems` only).
+      limits: bounds on each ``.txt`` (size, nesting, number length); one over them is a malformed_txt.
 
     Iteration order is sorted (labels, then ids), so it is the same on every machine.
     """
@@ -102,11 +104,13 @@ class LayoutReader:
         allow_missing: Union[bool, Iterable[str], None] = False,
         labels: Optional[Iterable[str]] = None,
         on_problem: Optional[Callable[[LayoutProblem], None]] = None,
+        limits: ParseLimits = DEFAULT_PARSE_LIMITS,
     ):
         self.root = os.fspath(root)
         self.allow_missing = _normalise_allowed(allow_missing)
         self.labels = None if labels is None else frozenset(labels)
         self.on_problem = on_problem
+        self.limits = limits
         self.problems: List[LayoutProblem] = []
         if not os.path.isdir(self.root):
             raise FileNotFoundError(f"dataset root {self.root!r} is not a folder")
@@ -163,7 +167,7 @@ class LayoutReader:
         record = None
         if paths["text"] is not None:
             try:
-                record = read_item_txt(paths["text"], label=label)
+                record = read_item_txt(paths["text"], label=label, limits=self.limits)
             except RecordError as exc:
                 self._report(paths["text"], "malformed_txt", str(exc))
                 paths["text"] = None

@@ -16,6 +16,7 @@ import sys
 from typing import Deque, Iterable, Iterator, Tuple, Union
 
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY, DecodeError, EncodedItem, encode_item
+from data_interface_for_model.limits import DEFAULT_MAX_IMAGE_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,20 @@ class EncodeTask:
     num_frames: int
     size: int
     quality: int = DEFAULT_JPEG_QUALITY
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 def run_task(task: EncodeTask) -> Union[EncodedItem, str]:
-    """Encode one item; a :class:`DecodeError` comes back as its message (never raised across processes)."""
+    """Encode one item; any error comes back as its message naming the file (never raised across
+    processes), so that one bad item never stops a preparation."""
     try:
-        return encode_item(task.video_path, task.cover_path, task.num_frames, task.size, task.quality)
+        return encode_item(task.video_path, task.cover_path, task.num_frames, task.size, task.quality,
+                           max_image_pixels=task.max_image_pixels)
     except DecodeError as exc:
         return str(exc)
+    except Exception as exc:  # an error no decoder foresaw: this item is skipped, the rest go on
+        logger.debug("unexpected error encoding %s", task.video_path, exc_info=True)
+        return f"{task.video_path}: cannot encode the item: {type(exc).__name__}: {exc}"
 
 
 def spawn_is_safe() -> bool:

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from data_interface_for_model import defaults
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY
+from data_interface_for_model.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.parallel import spawn_is_safe
 from data_interface_for_model.splits import SPLIT_NAMES, check_fractions
 
@@ -201,6 +202,8 @@ def prepare_dataset(
     progress: bool = True,
     force: bool = False,
     isolate: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS,
 ) -> PrepareReport:
     """Build the ``xinpianchang`` dataset, config ``frames{num_frames}_size{size}``, from ``root``.
 
@@ -218,6 +221,8 @@ def prepare_dataset(
       isolate: build in a fresh (spawned) process, so that this process never starts TensorFlow's runtime
         or ArrayRecord's thread pool (ArrayRecord is not fork-safe: after using it, forked DataLoader
         workers crash). ``False`` builds here.
+      max_image_pixels: a cover whose header declares more pixels is skipped as a decode error.
+      parse_limits: bounds on each item's ``.txt`` (one over them is skipped as malformed_txt).
 
     Returns:
       the :class:`PrepareReport` (``reused=True`` when a matching build was found).
@@ -247,7 +252,8 @@ def prepare_dataset(
     if os.path.isdir(version_dir):
         shutil.rmtree(version_dir)  # an old, mismatched or unfinished build
 
-    options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress)
+    options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress,
+                           max_image_pixels=max_image_pixels, parse_limits=parse_limits)
     if not isolate or not spawn_is_safe():
         return _build(root, data_dir, num_frames, size, options, report_path)
     # build in a fresh process: TensorFlow's runtime and ArrayRecord's thread pool then never start in this

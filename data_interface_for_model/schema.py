@@ -9,6 +9,7 @@ A record is what one line of ``multimodal_data_info.json`` (or one per-item ``.t
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any, Dict, Mapping, Optional
 
@@ -61,6 +62,8 @@ def parse_duration(mp4_time: Any) -> int:
     if isinstance(mp4_time, bool):
         raise RecordError("mp4_time must be a string like '0:16'")
     if isinstance(mp4_time, (int, float)):
+        if isinstance(mp4_time, float) and not math.isfinite(mp4_time):
+            raise RecordError(f"mp4_time {mp4_time!r} is not a finite number")
         if mp4_time < 0:
             raise RecordError(f"mp4_time {mp4_time!r} is negative")
         return int(mp4_time)

@@ -46,6 +46,7 @@ from data_interface_for_model import defaults
 from data_interface_for_model.categories import LABELS
 from data_interface_for_model.decoding import DEFAULT_JPEG_QUALITY, EncodedItem
 from data_interface_for_model.layout import LayoutItem, LayoutReader
+from data_interface_for_model.limits import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_PARSE_LIMITS, ParseLimits
 from data_interface_for_model.parallel import EncodeTask, default_chunksize, encode_all
 from data_interface_for_model.splits import SPLIT_NAMES, check_fractions, stratified_split
 
@@ -89,6 +90,8 @@ class BuildOptions:
       workers: decoding processes (0: one per core, 1: in this process).
       quality: JPEG quality of the stored frames and cover.
       progress: show a progress bar while decoding.
+      max_image_pixels: a cover whose header declares more pixels is skipped (decode_error).
+      parse_limits: bounds on each item's ``.txt``.
     """
 
     fractions: Tuple[float, float, float] = defaults.SPLIT_FRACTIONS
@@ -96,6 +99,8 @@ class BuildOptions:
     workers: int = 0
     quality: int = DEFAULT_JPEG_QUALITY
     progress: bool = True
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +201,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             self._cache = None
 
     def _scan(self, root: str) -> List[LayoutItem]:
-        reader = LayoutReader(root)
+        reader = LayoutReader(root, limits=self.build_options.parse_limits)
         items = []
         for item in reader:
             self.num_found += 1
@@ -216,7 +221,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """Decode every item into the cache; ``{item index: cache offset}`` for those that decoded."""
         config: XinpianchangConfig = self.builder_config
         options = self.build_options
-        tasks = [EncodeTask(item.video_path, item.cover_path, config.num_frames, config.size, options.quality)
+        tasks = [EncodeTask(item.video_path, item.cover_path, config.num_frames, config.size, options.quality,
+                            options.max_image_pixels)
                  for item in items]
         self._cache = _Cache(self._cache_dir)
         offsets: Dict[int, int] = {}
