@@ -122,8 +122,8 @@ def _typed_values(values, field: str, numpy_type, name: str) -> np.ndarray:
             raise invalid(f"input '{name}': half_val holds values that are not 16-bit patterns")
         return bits.astype(np.uint16).view(np.float16)
     if field in ("scomplex_val", "dcomplex_val"):
-        pairs = np.array(values, dtype=np.float64).reshape(-1, 2)
-        return (pairs[:, 0] + 1j * pairs[:, 1]).astype(numpy_type)
+        parts = np.array(values, dtype=np.float32 if numpy_type is np.complex64 else np.float64)
+        return parts.view(numpy_type)  # (real, imaginary) pairs are exactly a complex array's memory
     if field == "int_val" and numpy_type is not np.int32:
         wide = np.array(values, dtype=np.int64)
         limits = np.iinfo(numpy_type)
