@@ -27,6 +27,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     config = CatalogConfig(store=args.store, media_dir=args.media, max_upload_bytes=args.max_upload_mb << 20,
                            ann_min_size=args.ann_min_size, allowed_roots=tuple(args.allow_path))
+    from serving.catalog.store import CatalogStore
+
+    CatalogStore(args.store).close()  # a bad --store fails now, not after the classifier has loaded
     embedder = load_embedder(args.run)
     service = CatalogService(config, embedder)
     app = create_app(service, default_source=args.microlens)

@@ -323,13 +323,15 @@ class CatalogService:
             raise CatalogError(f"top_k + offset must be at most {self.config.max_top_k}")
 
     def _results(self, query: np.ndarray, top_k: int, offset: int, exclude: Sequence[str],
-                 labels: Optional[Sequence[str]]) -> List[Dict[str, object]]:
+                 labels: Optional[Sequence[str]], also: Sequence[str] = ()) -> Tuple[List[Dict[str, object]],
+                                                                                     Dict[str, Item]]:
+        """The page ``[offset, offset + top_k)`` of the results, and the items of ``also`` (one store read)."""
         want = top_k + offset
         found = self.index.search(query, want + 8, exclude=exclude, labels=labels)
-        items = self.store.get_many([i for i, _ in found])
+        items = self.store.get_many([i for i, _ in found] + list(also))
         rows = [{"video_id": i, "score": round(s, 6), "title": items[i].title, "label": items[i].label,
                  "duration_s": round(items[i].duration_s, 2)} for i, s in found if i in items]  # deleted meanwhile
-        return rows[offset:want]
+        return rows[offset:want], items
 
     def recommend(self, video_id: Optional[str] = None, history: Optional[Sequence[str]] = None, top_k: int = 10,
                   offset: int = 0, labels: Optional[Sequence[str]] = None) -> Dict[str, object]:
@@ -344,10 +346,10 @@ class CatalogService:
             raise NotFound(f"video_id {unknown[0]!r} is not in the catalog" if len(unknown) == 1 else
                            f"video_ids not in the catalog: {unknown}")
         query = np.mean(np.stack(vectors), axis=0)
-        results = self._results(query, top_k, offset, ids, labels)
+        results, items = self._results(query, top_k, offset, ids, labels, also=ids[:1] if video_id else ())
         response: Dict[str, object] = {"top_k": top_k, "offset": offset, "recommendations": results}
         if video_id is not None:
-            item = self.store.get(ids[0])
+            item = items.get(ids[0])
             response.update(query_video_id=ids[0], query_title=item.title if item else "")
         else:
             response.update(query_history=ids)
@@ -373,7 +375,7 @@ class CatalogService:
         self._check_paging(top_k, offset)
         embedding, _ = self._analyse_upload(upload_path, filename, _text(brief, "brief", MAX_BRIEF))
         return {"query_file": filename, "top_k": top_k, "offset": offset,
-                "recommendations": self._results(embedding, top_k, offset, (), labels)}
+                "recommendations": self._results(embedding, top_k, offset, (), labels)[0]}
 
     def classify_upload(self, upload_path: str, filename: str, brief: str = "", top: int = 5) -> Dict[str, object]:
         """The classifier's label probabilities for a clip, best first (``top`` of them)."""

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import (Float, Integer, LargeBinary, String, Text, create_engine, delete, event, func, or_,
                         select)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 class DuplicateItemError(ValueError):
     """An id that is already in the catalog."""
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened (bad URL, unreachable server, unwritable file)."""
 
 
 class Base(DeclarativeBase):
@@ -97,7 +101,12 @@ class CatalogStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            safe = make_url(url).render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the catalog store {safe}: {exc.orig}") from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
