@@ -12,15 +12,12 @@ import requests
 
 import serving  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from serving.batching import BatchingConfig
-from serving.client import GrpcClient
 from serving.errors import ServingError
 from serving.layout import ModelConfig
 from serving.model_manager import ModelManager
 from serving.server import ModelServer, ServerConfig
 from tests.serving_fixtures import build_toy_recommender
-
-HISTORY = [["item001", "item002", ""]]
-
+from tests.serving_load import HISTORY, LoadReport, install, drop_broken, rss_bytes, run_clients
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -32,87 +29,68 @@ def built(tmp_path_factory):
 
 
 def _install(built, base, version, as_version=None):
-    """Copy a built version in under a temporary name, then rename it into place (as exporters do)."""
-    target = os.path.join(base, "rec", str(as_version or version))
-    tmp = os.path.join(base, "rec", f".{as_version or version}.part")
-    shutil.copytree(os.path.join(built, str(version)), tmp)
-    os.replace(tmp, target)
-    return target
+    return install(os.path.join(built, str(version)), os.path.join(base, "rec"), as_version or version)
 
 
-def test_hot_reload_under_load_and_broken_version(built, tmp_path):
+def _wait(condition, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+#: The stated bound: serving a second small version and the load itself add less than this to the process.
+RSS_BOUND = 300 << 20
+
+
+def test_bounded_load_while_versions_change(built, tmp_path):
+    """4 clients (2 REST, 2 gRPC) send requests while version 2 is copied in, a broken version 3 dropped in and
+    version 1 deleted, then 25 more each: no request fails, versions never go backwards, memory stays bounded."""
     base = str(tmp_path)
     _install(built, base, 1)
     config = ServerConfig(rest_port=0, grpc_port=0, poll_interval_s=0.2,
                           batching=BatchingConfig(max_batch_size=8, batch_timeout_micros=1000))
     with ModelServer([ModelConfig("rec", os.path.join(base, "rec"))], config) as server:
-        url = f"http://127.0.0.1:{server.rest_port}/v1/models/rec:predict"
-        failures, versions, stop = [], [], threading.Event()
-        counts = {"rest": 0, "grpc": 0}
+        manager, rss_start, rss_peak = server.manager, rss_bytes(), [0]
+        done, report = threading.Event(), LoadReport()
+        started = time.perf_counter()
+        clients = run_clients(f"http://127.0.0.1:{server.rest_port}", f"127.0.0.1:{server.grpc_port}", "rec",
+                              clients=4, until=done, tail_requests=25, report=report)
+        sampler_stop = threading.Event()
 
-        def rest_loop():
-            with requests.Session() as session:
-                while not stop.is_set():
-                    response = session.post(url, json={"instances": HISTORY})
-                    counts["rest"] += 1
-                    if response.status_code != 200 or len(response.json()["predictions"][0]["item_ids"]) != 5:
-                        failures.append(response.text)
-
-        def grpc_loop():
-            client = GrpcClient(f"127.0.0.1:{server.grpc_port}")
-            stub_request = {"history": np.array(HISTORY, dtype=object)}
-            from tensorflow_serving.apis import predict_pb2
-            import tensorflow as tf
-            while not stop.is_set():
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = "rec"
-                request.inputs["history"].CopyFrom(tf.make_tensor_proto(stub_request["history"]))
-                try:
-                    response = client.prediction.Predict(request, timeout=30)
-                    versions.append(response.model_spec.version.value)
-                except Exception as exc:  # noqa: BLE001 - every failure is counted
-                    failures.append(repr(exc))
-                counts["grpc"] += 1
-            client.close()
-
-        threads = [threading.Thread(target=rest_loop) for _ in range(2)] + [threading.Thread(target=grpc_loop)]
-        for thread in threads:
-            thread.start()
+        def sample():
+            while not sampler_stop.wait(0.05):
+                rss_peak[0] = max(rss_peak[0], rss_bytes())
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         try:
-            time.sleep(0.5)
-            _install(built, base, 2)
-            assert server.manager.wait_until_available("rec", 2, timeout_s=60)
-            deadline = time.monotonic() + 30
-            while server.manager.version_state("rec", 1)[0] != "END" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert server.manager.version_state("rec", 1) == ("END", None)  # drained and unloaded
-            time.sleep(0.5)
-
-            # a corrupt version 3: reported, and version 2 keeps serving
-            broken = os.path.join(base, "rec", "3")
-            os.makedirs(os.path.join(broken, "variables"))
-            with open(os.path.join(broken, "saved_model.pb"), "wb") as handle:
-                handle.write(b"this is not a SavedModel")
-            deadline = time.monotonic() + 30
-            while server.manager.version_state("rec", 3)[0] != "END" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
+            assert _wait(lambda: report.requests >= 20)
+            _install(built, base, 2)                                              # hot swap
+            assert manager.wait_until_available("rec", 2, timeout_s=60)
+            assert _wait(lambda: manager.version_state("rec", 1)[0] == "END")     # drained and unloaded
+            drop_broken(os.path.join(base, "rec"), 3)                             # a broken version
+            assert _wait(lambda: manager.version_state("rec", 3)[0] == "END")
+            shutil.rmtree(os.path.join(base, "rec", "1"))                         # the old one deleted
+            during = report.requests
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=30)
+            done.set()
+            for thread in clients:
+                thread.join(timeout=60)
+            sampler_stop.set()
+            sampler.join()
+        report.seconds = time.perf_counter() - started
 
-        assert failures == [], failures[:3]
-        assert counts["rest"] > 20 and counts["grpc"] > 10, counts
-        assert versions[0] == 1 and versions[-1] == 2 and sorted(set(versions)) == [1, 2]
-        assert versions == sorted(versions)  # once version 2 served, version 1 never answered again
+        assert report.failures == [], report.failures[:3]
+        assert during >= 40 and report.requests >= during + 4 * 25, (during, report.requests)
+        assert report.versions[0] == 1 and report.versions[-1] == 2
+        assert report.versions == sorted(report.versions)  # once version 2 served, version 1 never answered again
         status = requests.get(f"http://127.0.0.1:{server.rest_port}/v1/models/rec").json()["model_version_status"]
         by_version = {s["version"]: s for s in status}
         assert by_version["3"]["state"] == "END" and by_version["3"]["status"]["error_code"] != "OK"
-        assert by_version["3"]["status"]["error_message"]
+        assert base not in by_version["3"]["status"]["error_message"]
         assert by_version["2"]["state"] == "AVAILABLE" and by_version["1"]["state"] == "END"
-        assert requests.post(url, json={"instances": HISTORY}).status_code == 200
         assert requests.get(f"http://127.0.0.1:{server.rest_port}/healthz").json()["models"] == {"rec": ["2"]}
+        assert rss_peak[0] - rss_start < RSS_BOUND, (rss_start, rss_peak[0], report.summary())
 
 
 def test_in_flight_requests_finish_before_unload_and_half_copied_versions_wait(built, tmp_path):
