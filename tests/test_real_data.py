@@ -223,3 +223,29 @@ def test_help(module, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     assert "--output" in capsys.readouterr().out
+
+
+def test_artefact_probe_statistics():
+    from benchmarks.real_data import check_artefacts
+
+    low, high = check_artefacts.wilson(8, 10)
+    assert 0.49 < low < 0.50 and 0.94 < high < 0.95
+    labels = ["a"] * 6 + ["b"] * 6
+    folds = check_artefacts.stratified_folds(labels, 3)
+    assert sorted(np.bincount(folds[:6])) == [2, 2, 2] and sorted(np.bincount(folds[6:])) == [2, 2, 2]
+    separable = np.asarray([[0.0, i] for i in range(6)] + [[5.0, i] for i in range(6)])
+    assert check_artefacts.nearest_centroid_cv(separable, labels, folds) == 12
+    noise = np.asarray([[i % 2, 0.0] for i in range(12)])
+    assert check_artefacts.nearest_centroid_cv(noise, labels, folds) <= 8
+
+
+def test_artefact_check_on_a_built_set(stamps, tmp_path):
+    from benchmarks.real_data import check_artefacts
+
+    out = str(tmp_path / "photos")
+    build_photos.build(out, _config(stamps))
+    result = check_artefacts.check(out, k=2, permutations=3)
+    assert (result["items"], result["labels"]) == (5, 2)
+    for probe in ("background", "motion", "softness", "colour"):
+        assert 0.0 <= result[probe]["accuracy"] <= 1.0
+        assert result[probe]["interval"][0] <= result[probe]["accuracy"] <= result[probe]["interval"][1]

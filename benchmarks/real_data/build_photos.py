@@ -93,6 +93,9 @@ class PhotoConfig:
       stamps_dir: Tux Paint's stamp folder.
       seed: seeds everything that is not the photo (backgrounds, placement, camera path).
       min_side: stamps whose longer side is under this many pixels are left out.
+      source_side: every photo is first shrunk to at most this many pixels on its longer side (0: kept as
+        shipped), so that all labels are upscaled about alike: the shipped photos differ in size by label
+        (food's are small), and unequal upscaling would make sharpness give the label away.
       min_per_label: labels with fewer usable stamps are left out.
       max_per_label: at most this many items a label (a seeded choice; 0: no cap).
       clip_width, clip_height, fps, seconds: the clips.
@@ -104,7 +107,8 @@ class PhotoConfig:
 
     stamps_dir: str = STAMPS_DIR
     seed: int = 0
-    min_side: int = 40
+    min_side: int = 64
+    source_side: int = 96
     min_per_label: int = 10
     max_per_label: int = 40
     clip_width: int = 256
@@ -125,6 +129,8 @@ class PhotoConfig:
             raise UsageError("--min-per-label must be at least 1 and --max-per-label at least 0")
         if self.max_per_label and self.max_per_label < self.min_per_label:
             raise UsageError("--max-per-label is below --min-per-label")
+        if self.source_side and self.source_side < self.min_side:
+            raise UsageError("--source-side is below --min-side")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,7 +292,7 @@ def _background(rng: np.random.Generator, width: int, height: int, kind: str,
 
 
 def render_scene(stamp_path: str, rng: np.random.Generator, width: int, height: int, background: str,
-                 textures: Sequence[np.ndarray]) -> Tuple[np.ndarray, Tuple[float, float]]:
+                 textures: Sequence[np.ndarray], source_side: int = 0) -> Tuple[np.ndarray, Tuple[float, float]]:
     """The photo composited at a random place and size on a random background.
 
     Returns the scene, uint8 RGB [height, width, 3], and the (x, y) centre of the photo in it.
@@ -296,6 +302,8 @@ def render_scene(stamp_path: str, rng: np.random.Generator, width: int, height: 
     scene = _background(rng, width, height, background, textures)
     with Image.open(stamp_path) as image:
         stamp = image.convert("RGBA")
+    if source_side and max(stamp.size) > source_side:
+        stamp.thumbnail((source_side, source_side), Image.LANCZOS)
     if rng.random() < 0.5:
         stamp = stamp.transpose(Image.FLIP_LEFT_RIGHT)
     fraction = rng.uniform(0.5, 0.9)
@@ -375,7 +383,7 @@ def make_item(job: Tuple[str, Stamp, PhotoConfig, Optional[str]]) -> Dict[str, s
         _TEXTURES = _texture_pool() if config.background != "plain" else []
     rng = np.random.default_rng([config.seed, _stable_int(stamp.rel)])
     scene, subject = render_scene(stamp.path, rng, int(config.cover_width * 1.5), int(config.cover_height * 1.5),
-                         config.background, _TEXTURES)
+                         config.background, _TEXTURES, config.source_side)
     frames = camera_frames(scene, subject, rng, config.fps * config.seconds, config.clip_width, config.clip_height)
     cover = np.asarray(Image.fromarray(scene).resize((config.cover_width, config.cover_height), Image.LANCZOS))
     record = item_record(stamp, config, version)
@@ -461,6 +469,9 @@ def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="backgrounds, placement, camera paths")
     parser.add_argument("--min-side", type=positive_int, default=defaults.min_side,
                         help=f"leave out photos smaller than this many pixels (default {defaults.min_side})")
+    parser.add_argument("--source-side", type=int, default=defaults.source_side,
+                        help="shrink every photo to at most this many pixels first, so that all labels are "
+                             f"upscaled alike; 0 keeps them as shipped (default {defaults.source_side})")
     parser.add_argument("--min-per-label", type=positive_int, default=defaults.min_per_label,
                         help=f"leave out labels with fewer photos (default {defaults.min_per_label})")
     parser.add_argument("--max-per-label", type=int, default=defaults.max_per_label,
@@ -478,6 +489,7 @@ def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     config = PhotoConfig(stamps_dir=args.stamps_dir, seed=args.seed, min_side=args.min_side,
+                         source_side=args.source_side,
                          min_per_label=args.min_per_label, max_per_label=args.max_per_label,
                          background=args.background, seconds=args.seconds, fps=args.fps, workers=args.workers)
     summary = build(args.output, config, overwrite=args.overwrite)

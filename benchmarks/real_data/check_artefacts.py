@@ -1,11 +1,15 @@
 """Check that a built set is not separable by what the builder made up, only by what the photos show.
 
-Three nearest-centroid probes (standardised features, stratified K-fold cross-validation, the same folds):
+Nearest-centroid probes (standardised features, stratified K-fold cross-validation, the same folds):
 
 * ``background``: mean and spread of each colour channel in the cover's outer border (what the photo is
   composited on, mostly);
 * ``motion``: how much the clip moves (mean absolute change from the first frame, at 4 points in time) and
   how much it zooms (the first and last frames' sharpness ratio);
+* ``softness``: how blurred the cover's centre is (fine-detail energy against the energy at half resolution,
+  two numbers): upscaling small photos more than large ones would show here. It also reflects what the
+  photos show (fur against smooth fruit), so it is read against the same probe on a set built with
+  ``--source-side 0``;
 * ``colour`` (a contrast that SHOULD carry the label): a 4x4x4 colour histogram of the cover's centre.
 
 Each is reported with a 95% Wilson interval, beside the majority-class rate and the same probe's accuracy
@@ -93,7 +97,14 @@ def item_features(cover_path: str, video_path: str) -> Dict[str, np.ndarray]:
         return float(np.abs(np.diff(frame, axis=0)).mean() + np.abs(np.diff(frame, axis=1)).mean())
 
     zoom = math.log((sharpness(frames[-1]) + 1e-3) / (sharpness(frames[0]) + 1e-3))
-    return {"background": np.concatenate([border.mean(0), border.std(0)]),
+    grey = cover[h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(-1)
+    half = grey[: grey.shape[0] // 2 * 2, : grey.shape[1] // 2 * 2].reshape(grey.shape[0] // 2, 2, -1, 2).mean((1, 3))
+
+    def detail(image: np.ndarray) -> float:
+        return float(np.abs(np.diff(image, 2, axis=0)).mean() + np.abs(np.diff(image, 2, axis=1)).mean()) + 1e-3
+
+    softness = np.asarray([math.log(detail(grey) / detail(half)), math.log(detail(grey))], dtype=np.float32)
+    return {"background": np.concatenate([border.mean(0), border.std(0)]), "softness": softness,
             "motion": np.asarray(change + [zoom], dtype=np.float32), "colour": histogram}
 
 
@@ -111,7 +122,7 @@ def check(root: str, k: int = 5, seed: int = 0, permutations: int = 50) -> Dict[
     with open(info, encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
     labels: List[str] = []
-    features: Dict[str, List[np.ndarray]] = {"background": [], "motion": [], "colour": []}
+    features: Dict[str, List[np.ndarray]] = {"background": [], "motion": [], "softness": [], "colour": []}
     for record in tqdm(records, desc="items", unit="item"):
         label, item = record["video_label"], record["mp4_id"]
         folder = os.path.join(root, label, item)
@@ -158,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     parts = [f"{name} {result[name]['accuracy']:.3f} [{result[name]['interval'][0]:.3f}, "
              f"{result[name]['interval'][1]:.3f}] (shuffled labels {result[name]['shuffled_labels']:.3f}, "
-             f"p95 {result[name]['shuffled_labels_p95']:.3f})" for name in ("background", "motion", "colour")]
+             f"p95 {result[name]['shuffled_labels_p95']:.3f})" for name in ("background", "motion", "softness", "colour")]
     print(f"{result['items']} items, {result['labels']} labels, {result['folds']}-fold nearest-centroid accuracy: "
           f"majority {result['majority']:.3f}; " + "; ".join(parts))
     return 0
