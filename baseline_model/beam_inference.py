@@ -106,15 +106,17 @@ def call_signature(function, batch: Sequence[Dict[str, Any]]) -> Dict[str, np.nd
 
 
 # ------------------------------------------------------------------------------------------ examples
-def parse_example(serialized: bytes, split: str) -> Tuple[Tuple[str, str, str], Dict[str, Any]]:
-    """A prepared example -> ``((mp4_id, label name, split), {"brief", "cover", "frames"})``."""
+def parse_example(serialized: bytes, split: str, labels: Optional[Sequence[str]] = None
+                  ) -> Tuple[Tuple[str, str, str], Dict[str, Any]]:
+    """A prepared example -> ``((mp4_id, label name, split), {"brief", "cover", "frames"})``; ``labels``: the
+    dataset's class names (default: the 31 categories)."""
     from tensorflow.core.example import example_pb2
 
     from data_interface_for_model.categories import LABELS
 
     features = example_pb2.Example.FromString(serialized).features.feature
     mp4_id = features["id"].bytes_list.value[0].decode("utf-8")
-    label = LABELS[int(features["label"].int64_list.value[0])]
+    label = (labels or LABELS)[int(features["label"].int64_list.value[0])]
     return (mp4_id, label, split), {"brief": features["brief"].bytes_list.value[0].decode("utf-8"),
                                     "cover": bytes(features["cover"].bytes_list.value[0]),
                                     "frames": [bytes(f) for f in features["frames"].bytes_list.value]}
@@ -129,6 +131,17 @@ def dataset_dir(data_dir: str, num_frames: int, size: int) -> str:
     from data_interface_for_model.xinpianchang import NAME, Builder, config_name
 
     return _join(data_dir, NAME, config_name(num_frames, size), str(Builder.VERSION))
+
+
+def label_names(data_dir: str, num_frames: int, size: int) -> Optional[List[str]]:
+    """The prepared dataset's class names (TFDS's ``label.labels.txt``), or None when it has none."""
+    from apache_beam.io.filesystems import FileSystems
+
+    path = _join(dataset_dir(data_dir, num_frames, size), "label.labels.txt")
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as handle:
+        return [line for line in handle.read().decode("utf-8").splitlines() if line]
 
 
 def split_patterns(data_dir: str, num_frames: int, size: int, splits: Sequence[str]) -> Dict[str, str]:
@@ -246,13 +259,14 @@ def run_beam_inference(
         raise FileExistsError(f"{output} already holds {stem} shards: choose another --output or remove them")
     signature = signature or _default_signature(model_path, kind)
     patterns = split_patterns(data_dir, num_frames, size, splits)
+    names = label_names(data_dir, num_frames, size)
     handler = KeyedModelHandler(SavedModelHandler(model_path, signature, max_batch_size=max_batch_size))
     to_row = _embedding_row if kind == "embed" else _prediction_row
     started = time.perf_counter()
     with beam.Pipeline(options=beam_options.pipeline_options()) as pipeline:
         examples = [pipeline
                     | f"Read_{split}" >> beam.io.ReadFromTFRecord(pattern)
-                    | f"Parse_{split}" >> beam.Map(parse_example, split)
+                    | f"Parse_{split}" >> beam.Map(parse_example, split, names)
                     for split, pattern in patterns.items()]
         _ = (examples
              | "AllSplits" >> beam.Flatten()

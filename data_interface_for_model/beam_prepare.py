@@ -175,8 +175,9 @@ class ItemTask:
     cover_path: str
 
 
-def scan_root(root: str) -> Tuple[List[ItemTask], List[Dict[str, str]], int]:
-    """Scan a layout root as the in-process builder does.
+def scan_root(root: str, options=None) -> Tuple[List[ItemTask], List[Dict[str, str]], int]:
+    """Scan a layout root as the in-process builder does (``options``: its ``BuildOptions``, for the
+    ``.txt`` limits and the label set).
 
     Returns:
       ``(tasks, skipped, found)``: the items to decode (sorted: labels, then ids), the layout defects and
@@ -185,10 +186,14 @@ def scan_root(root: str) -> Tuple[List[ItemTask], List[Dict[str, str]], int]:
     """
     from data_interface_for_model.layout import LayoutReader
 
+    from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS
+
+    limits = getattr(options, "parse_limits", DEFAULT_PARSE_LIMITS)
+    known_labels = getattr(options, "labels", None)
     if is_remote(root):
-        items, problems = _scan_bucket(root)
+        items, problems = _scan_bucket(root, limits, known_labels)
     else:
-        reader = LayoutReader(root)
+        reader = LayoutReader(root, limits=limits, **({"known_labels": known_labels} if known_labels else {}))
         items = list(reader)
         problems = [(p.path, p.kind, p.message) for p in reader.problems]
     tasks, skipped = [], []
@@ -207,14 +212,17 @@ def scan_root(root: str) -> Tuple[List[ItemTask], List[Dict[str, str]], int]:
     return tasks, skipped, len(items)
 
 
-def _scan_bucket(root: str):
+def _scan_bucket(root: str, limits, known_labels: Optional[Sequence[str]] = None):
     """A bucket root listed with Beam's file systems: the same items and defects as ``LayoutReader``."""
     from apache_beam.io.filesystems import FileSystems
 
     from data_interface_for_model.categories import LABEL_TO_ID
-    from data_interface_for_model.item_txt import MAX_TXT_BYTES, parse_item_text
+    from data_interface_for_model.item_txt import parse_item_text
     from data_interface_for_model.layout import EXTENSIONS, LayoutItem
     from data_interface_for_model.schema import RecordError, VideoRecord, validate_mp4_id
+
+    known = frozenset(known_labels) if known_labels else frozenset(LABEL_TO_ID)
+    where = "in the dataset's label set" if known_labels else "one of the 31 categories"
 
     root = root.rstrip("/")
     sizes: Dict[Tuple[str, str], Dict[str, int]] = {}
@@ -225,10 +233,10 @@ def _scan_bucket(root: str):
         if len(parts) != 3 or any(part.startswith(".") for part in parts):
             continue
         label, mp4_id, name = parts
-        if label not in LABEL_TO_ID:
+        if label not in known:
             if label not in unknown:
                 unknown.add(label)
-                problems.append((_join(root, label), "unknown_label", f"{label!r} is not one of the 31 categories"))
+                problems.append((_join(root, label), "unknown_label", f"{label!r} is not {where}"))
             continue
         sizes.setdefault((label, mp4_id), {})[name] = metadata.size_in_bytes
     items = []
@@ -249,12 +257,17 @@ def _scan_bucket(root: str):
         record = None
         if paths["text"] is not None:
             try:
-                if files[mp4_id + ".txt"] > MAX_TXT_BYTES:
-                    raise RecordError(f"{files[mp4_id + '.txt']} bytes, more than {MAX_TXT_BYTES}")
+                if files[mp4_id + ".txt"] > limits.max_txt_bytes:
+                    raise RecordError(f"{files[mp4_id + '.txt']} bytes, more than the limit of "
+                                      f"{limits.max_txt_bytes}")
                 with FileSystems.open(paths["text"]) as handle:
-                    text = handle.read().decode("utf-8")
-                record = VideoRecord.from_dict(parse_item_text(text), label=label)
-            except (RecordError, UnicodeDecodeError) as exc:
+                    text = handle.read(limits.max_txt_bytes + 1).decode("utf-8")
+                with _label_scope(known_labels):
+                    record = VideoRecord.from_dict(parse_item_text(text, limits), label=label)
+            except UnicodeDecodeError:
+                problems.append((paths["text"], "malformed_txt", f"{paths['text']}: not UTF-8 text"))
+                paths["text"] = None
+            except RecordError as exc:
                 problems.append((paths["text"], "malformed_txt", f"{paths['text']}: {exc}"))
                 paths["text"] = None
             else:
@@ -271,8 +284,30 @@ def _scan_bucket(root: str):
     return items, problems
 
 
+def _label_scope(labels):
+    """Records validated against the dataset's label set (the 31 categories when it has none of its own)."""
+    try:
+        from data_interface_for_model.schema import label_scope
+    except ImportError:  # a version without per-dataset label sets
+        return contextlib.nullcontext()
+    return label_scope(labels or None)
+
+
+def _label_set(root: str):
+    """``(names or None, source)``: a local root's own label set (``labels.txt``, the 31 categories or its
+    folders), as the in-process build discovers it; a bucket root uses the 31 categories."""
+    if is_remote(root):
+        return None, "xinpianchang"
+    try:
+        from data_interface_for_model.label_set import discover_labels
+    except ImportError:  # a version without per-dataset label sets
+        return None, ""
+    found = discover_labels(root)
+    return tuple(found.names), found.source
+
+
 # ------------------------------------------------------------------------------------------ pipeline steps
-def decode_task(task: ItemTask, num_frames: int, size: int, quality: int):
+def decode_task(task: ItemTask, num_frames: int, size: int, quality: int, max_image_pixels: Optional[int] = None):
     """Decode one item on a worker: ``(task, EncodedItem)`` on the main output, or a skipped-item JSON line
     on the ``skipped`` output (counted in the ``decode_error`` counter)."""
     from apache_beam import pvalue
@@ -281,7 +316,8 @@ def decode_task(task: ItemTask, num_frames: int, size: int, quality: int):
     from data_interface_for_model.parallel import EncodeTask, run_task
 
     with _local_copy(task.video_path) as video, _local_copy(task.cover_path) as cover:
-        result = run_task(EncodeTask(video, cover, num_frames, size, quality))
+        limit = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+        result = run_task(EncodeTask(video, cover, num_frames, size, quality, **limit))
         if isinstance(result, str):  # name the bucket file, not its local copy
             result = result.replace(video, task.video_path).replace(cover, task.cover_path)
     if isinstance(result, str):
@@ -353,13 +389,14 @@ def _builder_class():
 
             options = self.build_options
             config = self.builder_config
-            tasks, self.skipped, self.num_found = scan_root(self.root)
+            tasks, self.skipped, self.num_found = scan_root(self.root, options)
             if not tasks:
                 raise ValueError(f"no item of {self.root!r} could be prepared ({len(self.skipped)} skipped)")
             logger.info("%s: %d items to decode on Beam", self.root, len(tasks))
             outputs = (pipeline
                        | "ListItems" >> beam.Create(tasks, reshuffle=True)
-                       | "Decode" >> beam.FlatMap(decode_task, config.num_frames, config.size, options.quality)
+                       | "Decode" >> beam.FlatMap(decode_task, config.num_frames, config.size, options.quality,
+                                                  getattr(options, "max_image_pixels", None))
                        .with_outputs("skipped", main="decoded"))
             _ = outputs.skipped | "WriteSkipped" >> beam.io.WriteToText(self.skipped_file_prefix,
                                                                        file_name_suffix=".jsonl")
@@ -447,13 +484,16 @@ def prepare_with_beam(
     *,
     quality: int = DEFAULT_JPEG_QUALITY,
     force: bool = False,
+    max_image_pixels: Optional[int] = None,
+    parse_limits=None,
 ):
     """Build the ``xinpianchang`` dataset, config ``frames{num_frames}_size{size}``, in a Beam pipeline.
 
     Args:
       root: the layout root: a folder, or a bucket path (``gs://bucket/root``) the workers can read.
       data_dir: the TFDS data dir to write into (a folder, or a bucket path for remote runners).
-      num_frames, size, splits, seed, quality: as :func:`data_interface_for_model.prepare.prepare_dataset`.
+      num_frames, size, splits, seed, quality, max_image_pixels, parse_limits: as
+        :func:`data_interface_for_model.prepare.prepare_dataset` (``None``: its defaults).
       beam_options: the runner and pipeline options (default: DirectRunner, multi_processing, one worker
         process per core).
       force: rebuild even if a matching build exists.
@@ -484,8 +524,11 @@ def prepare_with_beam(
         data_dir = os.path.abspath(data_dir)
     fractions = check_fractions(splits)
     config = make_config(num_frames, size)
+    labels, label_source = _label_set(root)
+    extra = {"max_image_pixels": max_image_pixels, "parse_limits": parse_limits, "labels": labels}
+    fields = {f.name for f in dataclasses.fields(BuildOptions)}
     options = BuildOptions(fractions=fractions, seed=seed, workers=beam_options.workers, quality=quality,
-                           progress=False)
+                           progress=False, **{k: v for k, v in extra.items() if v is not None and k in fields})
     builder = _builder_class()(root=root, config=config, data_dir=data_dir, build_options=options,
                                file_format="tfrecord" if remote_output else "array_record")
     version_dir = os.fspath(builder.data_dir)
@@ -493,7 +536,7 @@ def prepare_with_beam(
     previous_text = _read_text(report_path)
     if previous_text is not None and not force:
         previous = PrepareReport.from_json(previous_text)
-        if previous.matches(root, fractions, seed, quality):
+        if previous.matches(root, fractions, seed, quality, *([labels] if labels else [])):
             previous.reused = True
             logger.info("reusing %s", version_dir)
             return previous
@@ -530,6 +573,8 @@ def prepare_with_beam(
         split_counts={name: int(split.num_examples) for name, split in builder.info.splits.items()},
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        **{k: v for k, v in (("labels", list(labels or ())), ("label_source", label_source))
+           if k in {f.name for f in dataclasses.fields(PrepareReport)}},
     )
     record = json.loads(report.to_json())
     record["runner"] = RUNNERS[beam_options.runner]
@@ -539,22 +584,18 @@ def prepare_with_beam(
     return report
 
 
-def prepare_verb(args: argparse.Namespace, root: str) -> int:
-    """``prepare --runner ...``: the Beam build and the same printed summary as the in-process verb."""
-    import sys
+def prepare_from_args(args: argparse.Namespace, root: str):
+    """``prepare --runner ...``: :func:`prepare_with_beam` with the verb's parsed flags; the report."""
+    limits = None
+    if hasattr(args, "max_txt_bytes"):
+        from data_interface_for_model.limits import parse_limits_from_args
 
-    report = prepare_with_beam(root, args.data_dir, num_frames=args.frames, size=args.image_size,
-                               splits=tuple(args.splits), seed=args.seed, beam_options=options_from_args(args),
-                               quality=args.quality, force=args.force)
-    shown = report.skipped[: args.show_skipped]
-    for skipped in shown:
-        print(f"skipped {skipped['kind']}: {skipped['path']}: {skipped['message']}", file=sys.stderr)
-    if len(report.skipped) > len(shown):
-        print(f"... {len(report.skipped) - len(shown)} more skipped items listed in "
-              f"{report.dataset_dir}/prepare_report.json", file=sys.stderr)
-    print(f"prepare ({RUNNERS[args.runner]}): {report.summary()}")
-    return 0
+        limits = parse_limits_from_args(args)
+    return prepare_with_beam(root, args.data_dir, num_frames=args.frames, size=args.image_size,
+                             splits=tuple(args.splits), seed=args.seed, beam_options=options_from_args(args),
+                             quality=args.quality, force=args.force,
+                             max_image_pixels=getattr(args, "max_image_pixels", None), parse_limits=limits)
 
 
 __all__ = ["BeamOptions", "ItemTask", "METRICS_NAMESPACE", "RUNNERS", "add_runner_arguments", "is_remote",
-           "options_from_args", "pipeline_option", "prepare_verb", "prepare_with_beam", "scan_root"]
+           "options_from_args", "pipeline_option", "prepare_from_args", "prepare_with_beam", "scan_root"]
