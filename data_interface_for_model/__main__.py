@@ -7,6 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 from data_interface_for_model import defaults
+from data_interface_for_model.beam_prepare import add_runner_arguments
 from data_interface_for_model.cli import (
     UsageError,
     add_common_arguments,
@@ -35,10 +36,15 @@ def _prepare(args: argparse.Namespace) -> int:
         root = args.root_positional
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    report = prepare_dataset(root, args.data_dir, num_frames=args.frames, size=args.image_size,
-                             splits=tuple(args.splits), seed=args.seed, workers=args.workers,
-                             quality=args.quality, progress=not args.quiet, force=args.force,
-                             max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args))
+    if args.runner:  # an Apache Beam pipeline (docs/beam.md)
+        from data_interface_for_model.beam_prepare import prepare_from_args
+
+        report = prepare_from_args(args, root)
+    else:
+        report = prepare_dataset(root, args.data_dir, num_frames=args.frames, size=args.image_size,
+                                 splits=tuple(args.splits), seed=args.seed, workers=args.workers,
+                                 quality=args.quality, progress=not args.quiet, force=args.force,
+                                 max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args))
     shown = report.skipped[: args.show_skipped]
     for skipped in shown:
         print(f"skipped {skipped['kind']}: {skipped['path']}: {skipped['message']}", file=sys.stderr)
@@ -71,6 +77,7 @@ def _add_prepare(verbs) -> None:
     parser.add_argument("--quality", type=positive_int, default=90, help="JPEG quality of stored pictures (default 90)")
     add_image_pixels_argument(parser)
     add_parse_limit_arguments(parser)
+    add_runner_arguments(parser, what="the decoding")
     parser.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
     parser.add_argument("--show-skipped", type=int, default=20, metavar="N",
                         help="print at most N skipped items (all are in prepare_report.json; default 20)")
