@@ -42,46 +42,59 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from retrieval.interactions import Columns
     from retrieval.model import TaskConfig
     from retrieval.towers import TowerConfig
-    from retrieval.train import TrainConfig, train_run
+    from retrieval.train import DataSource, TrainConfig, train_run
 
     _require_output(args)
+    time_col = None if args.time_col.lower() in ("", "none") else args.time_col
+    source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
+                        columns=Columns(args.user_col, args.item_col, time_col), item_col=args.item_col,
+                        title_col=args.title_col, repeats=args.repeats)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
-                        use_user_id=args.user_id)
-    config = TrainConfig(tower=tower, task=TaskConfig(temperature=args.temperature), epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
-                         max_history=args.max_history, cold_fraction=args.cold_fraction,
+                        use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
+                        dropout=args.dropout)
+    task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
+                      global_negatives=args.global_negatives)
+    config = TrainConfig(tower=tower, task=task, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, warmup_fraction=args.warmup_fraction,
+                         patience=args.patience, max_history=args.max_history, cold_fraction=args.cold_fraction,
                          id_only_baseline=not args.no_id_only_baseline, seed=args.seed)
-    summary = train_run(args.embeddings, args.interactions, args.output, config, progress=not args.quiet,
-                        overwrite=args.overwrite)
+    summary = train_run(source, args.output, config, progress=not args.quiet, overwrite=args.overwrite)
     val = summary["validation"]
-    top10 = next((v for k, v in val.items() if k.endswith("top_10_categorical_accuracy")), float("nan"))
     print(f"train: {summary['cleaning']}; {summary['training_examples']} examples, {summary['cold_items']} cold "
-          f"items; {summary['epochs']} epochs, loss {summary['loss_first_epoch']:.1f} -> "
-          f"{summary['loss_last_epoch']:.1f}; best validation "
-          f"top-10 accuracy {top10:.3f}; {summary['seconds']} s -> {args.output}")
+          f"items, content: {summary['content']}; {args.tower} tower, {summary['epochs']} epochs (best "
+          f"{summary['best_epoch']}), validation NDCG@10 {val['NDCG@10']:.4f} HR@10 {val['HR@10']:.4f}; "
+          f"{summary['seconds']} s -> {args.output}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from data_interface_for_model.atomic import atomic_write
     from retrieval.evaluate import evaluate_run
-    from retrieval.metrics import format_table
+    from retrieval.metrics import format_markdown, format_table
     from retrieval.rundir import load_run
 
     result = evaluate_run(load_run(args.run), args.split, progress=not args.quiet)
+    table = format_markdown if args.markdown else format_table
+    if args.json == "-":
+        print(json.dumps(result, indent=2))
+        return 0
     print(f"{args.split} split, full ranking over {result['items']} items, history masked:")
-    print(format_table(result["all"]))
+    print(table(result["all"]))
+    for reason in result["skipped"]:
+        print(f"({reason})")
     if result["cold_start"]:
         print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
-        print(format_table(result["cold_start"]))
+        print(table(result["cold_start"]))
     if args.json:
         with atomic_write(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
-    main_row = result["all"]["two-tower (content + id)"]
-    print(f"\nevaluate: two-tower HR@10 {main_row['HR@10']:.4f} NDCG@10 {main_row['NDCG@10']:.4f} over "
-          f"{main_row['users']} users" + (f" -> {args.json}" if args.json else ""))
+    main_row = result["all"][result["main"]]
+    best = max(result["all"], key=lambda name: result["all"][name]["NDCG@10"])
+    print(f"\nevaluate: {result['main']} HR@10 {main_row['HR@10']:.4f} NDCG@10 {main_row['NDCG@10']:.4f} over "
+          f"{main_row['users']} users; best NDCG@10: {best}" + (f" -> {args.json}" if args.json else ""))
     return 0
 
 
@@ -115,10 +128,12 @@ def _recommend(args: argparse.Namespace) -> int:
             what = f"history of {len(history) - len(unknown)} known items"
         out = module.recommend(tf.constant([history]))
     labels = dict(zip(run.table.ids.tolist(), run.table.labels.tolist()))
+    titles = run.titles()
     ids = out["item_ids"].numpy()[0].astype(str)
     scores = out["scores"].numpy()[0]
     for rank, (item, score) in enumerate(zip(ids, scores), start=1):
-        print(f"{rank:3d}  {item}  {score:7.4f}  {labels.get(item, '(added)')}")
+        about = "  ".join(t for t in (titles.get(item, ""), labels.get(item, "(added)")) if t)
+        print(f"{rank:3d}  {item}  {score:7.4f}  {about}")
     print(f"recommend: {len(ids)} items for {what} ({args.index})")
     return 0
 
@@ -166,19 +181,44 @@ def _add_simulate(verbs) -> None:
 
 
 def _add_train(verbs) -> None:
+    from retrieval.interactions import REPEATS
+    from retrieval.towers import QUERY_TOWERS
+
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
                                      "out of training (cold start), train the two-tower model with early stopping "
-                                     "on the validation cases, and write a run folder.")
-    p.add_argument("--embeddings", required=True, help="item embeddings (.parquet or .npz)")
-    p.add_argument("--interactions", required=True, help="pairs (.tsv/.txt), .csv or .parquet")
+                                     "on the validation cases' NDCG@10, and write a run folder (with TensorBoard "
+                                     "logs). Items get content from --embeddings, else from the --items catalog's "
+                                     "columns, else none (ID-only).")
+    p.add_argument("--interactions", required=True,
+                   help="pairs (.tsv/.txt), RecBole .inter, .csv (or .tsv with a header) or .parquet")
     add_output(p, required=False, help="run folder to write (required)", metavar="RUN", aliases=("--out",))
+    p.add_argument("--embeddings", help="item embeddings (.parquet or .npz)")
+    p.add_argument("--items", metavar="FILE",
+                   help="item catalog (RecBole .item, .csv, .tsv, .parquet): id, title, any columns; its titles "
+                        "travel with the run")
+    p.add_argument("--user-col", default="user_id", help="user column of a tabular log (default user_id)")
+    p.add_argument("--item-col", default="item_id", help="item column of the log and catalog (default item_id)")
+    p.add_argument("--time-col", default="timestamp",
+                   help="time column (default timestamp; 'none': file order is time order)")
+    p.add_argument("--title-col", help="title column of the catalog (default: title, movie_title, name...)")
+    p.add_argument("--repeats", choices=REPEATS, default="first",
+                   help="repeated user-item pairs: keep every one, or only the first/last (default first)")
+    p.add_argument("--tower", choices=QUERY_TOWERS, default="bag", help="query tower (default bag)")
+    p.add_argument("--blocks", type=positive_int, default=2, help="sasrec: Transformer blocks (default 2)")
+    p.add_argument("--heads", type=positive_int, default=2, help="sasrec: attention heads (default 2)")
+    p.add_argument("--dropout", type=_probability, default=0.1, help="sasrec: dropout (default 0.1)")
     p.add_argument("--epochs", type=positive_int, default=20, help="at most (early stopping; default 20)")
     p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0: off; default 3)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")
-    p.add_argument("--learning-rate", type=float, default=0.02, help="default 0.02")
+    p.add_argument("--learning-rate", type=float, default=0.01, help="peak learning rate (default 0.01)")
+    p.add_argument("--warmup-fraction", type=_probability, default=0.05,
+                   help="share of steps of linear warm-up before the cosine decay (default 0.05)")
     p.add_argument("--embedding-dim", type=positive_int, default=64, help="default 64")
     p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (default 0.1)")
+    p.add_argument("--global-negatives", type=int, default=0,
+                   help="extra negatives per batch sampled from all training items (default 0: in-batch only)")
+    p.add_argument("--no-logq", action="store_true", help="no logQ (popularity) correction of the negatives")
     p.add_argument("--max-history", type=positive_int, default=20, help="recent items per query (default 20)")
     p.add_argument("--cold-fraction", type=_probability, default=0.1,
                    help="fraction of items held out of training (default 0.1)")
@@ -197,7 +237,9 @@ def _add_evaluate(verbs) -> None:
                                      "with the trained model and the baselines, on one split.")
     add_run(p)
     add_split(p)
-    p.add_argument("--json", metavar="FILE", help="also write the metrics here")
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-",
+                   help="also write the metrics to FILE as JSON; without FILE print only the JSON")
+    p.add_argument("--markdown", action="store_true", help="print Markdown tables")
     add_common_arguments(p)
     p.set_defaults(func=_evaluate)
 

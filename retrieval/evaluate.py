@@ -1,12 +1,14 @@
 """Evaluate a run the MicroLens way: leave-one-out, full ranking over every catalog item with the history
-masked, HR@K and NDCG@K (K = 10, 20, 50), for the two-tower model and the baselines on the same split.
+masked, HR@K and NDCG@K (K = 10, 20, 50), for the two-tower model and every baseline on the same split.
 
 Two populations:
 
-* ``all``: every user's test case (last item);
-* ``cold_start``: the test cases whose target is a cold item (held out of training entirely: the two-tower
+* ``all``: every user's case (test: last item; validation: second-to-last);
+* ``cold_start``: the cases whose target is a cold item (held out of training entirely: the two-tower
   model knows it only from its content embedding; the ID-only model gives every such item the same
-  out-of-vocabulary vector, and the popularity baseline has never seen it).
+  out-of-vocabulary vector, and the interaction-based baselines have never seen it).
+
+Cases are scored in chunks of users, so memory stays ``chunk x N`` whatever the number of users.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from retrieval.baselines import content_only_scores, most_popular_scores
-from retrieval.metrics import DEFAULT_KS, ranking_metrics, target_ranks
+from retrieval import baselines
+from retrieval.metrics import DEFAULT_KS, ndcg, ranking_metrics, target_ranks
 from retrieval.model import embed_catalog, embed_queries
 from retrieval.rundir import Run, Towers
 from retrieval.splits import EvalCase, cases_to_arrays
@@ -26,24 +28,60 @@ from retrieval.towers import ContentLookup
 
 logger = logging.getLogger(__name__)
 
+CHUNK = 1024
 
-def tower_scores(towers: Towers, content: ContentLookup, cases: Sequence[EvalCase], catalog_ids: Sequence[str],
-                 max_history: int, use_user_ids: bool = True, batch_size: int = 1024) -> np.ndarray:
-    """Query-tower embeddings of the cases' recent histories against every catalog item: ``[U, N]``."""
-    candidates = embed_catalog(towers.candidate, content, catalog_ids)
-    users, history, _ = cases_to_arrays(cases, max_history)
+
+def main_method(run: Run) -> str:
+    """The trained model's row name, e.g. ``two-tower sasrec (content + id)``."""
+    config = run.model.config
+    inputs = " + ".join(n for n, used in (("content", config.use_content), ("id", config.use_item_id)) if used)
+    return f"two-tower {config.query} ({inputs})"
+
+
+class TowerScorer:
+    """Query-tower embeddings of the cases' recent histories against every catalog item."""
+
+    def __init__(self, name: str, towers: Towers, content: ContentLookup, catalog_ids: Sequence[str],
+                 max_history: int) -> None:
+        self.name, self.towers, self.content, self.max_history = name, towers, content, max_history
+        self.candidates = embed_catalog(towers.candidate, content, catalog_ids)
+
+    def scores(self, cases: Sequence[EvalCase]) -> np.ndarray:
+        users, history, _ = cases_to_arrays(cases, self.max_history)
+        user_ids = tf.constant(users) if self.towers.config.use_user_id else None
+        queries = embed_queries(self.towers.query, self.content, tf.constant(history), user_ids).numpy()
+        return queries @ self.candidates.T
+
+
+def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: int = CHUNK) -> np.ndarray:
+    """0-based rank of each case's target among the catalog items, history masked: int ``[U]``."""
     parts = []
-    for i in range(0, len(cases), batch_size):
-        user_ids = tf.constant(users[i:i + batch_size]) if (use_user_ids and towers.config.use_user_id) else None
-        parts.append(embed_queries(towers.query, content, tf.constant(history[i:i + batch_size]), user_ids).numpy())
-    queries = np.concatenate(parts) if parts else np.zeros((0, candidates.shape[1]), np.float32)
-    return queries @ candidates.T
+    for start in range(0, len(cases), chunk):
+        part = cases[start:start + chunk]
+        targets = np.asarray([row[c.target] for c in part], dtype=np.int64)
+        exclude = [[row[i] for i in set(c.history) if i in row and i != c.target] for c in part]
+        parts.append(target_ranks(scorer.scores(part), targets, exclude))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def _ranks(scores: np.ndarray, cases: Sequence[EvalCase], row: Dict[str, int]) -> np.ndarray:
-    targets = np.asarray([row[c.target] for c in cases], dtype=np.int64)
-    exclude = [[row[i] for i in set(c.history) if i in row and i != c.target] for c in cases]
-    return target_ranks(scores, targets, exclude)
+def build_scorers(run: Run, catalog: Sequence[str], row: Dict[str, int], skipped: List[str],
+                  progress: bool = False) -> list:
+    """The two-tower model and every baseline, fitted on the run's training sequences."""
+    train = run.split.train
+    scorers = [TowerScorer(main_method(run), run.model, run.content, catalog, run.max_history)]
+    if run.id_only is not None:
+        scorers.append(TowerScorer("id-only two-tower", run.id_only, run.content, catalog, run.max_history))
+    scorers.append(baselines.MostPopular(catalog, train))
+    scorers.append(baselines.Markov(catalog, train))
+    scorers.append(baselines.ItemKNN(catalog, train))
+    ease = baselines.timed("EASE", lambda: baselines.Ease(catalog, train), skipped)
+    if ease is not None:
+        validation = list(run.split.validation)
+        ease.tune(validation, lambda model, cases: ndcg(case_ranks(model, cases, row), 10))
+        scorers.append(ease)
+    if run.has_content:
+        scorers.append(baselines.ContentCosine(catalog, run.table.vectors))
+    return scorers
 
 
 def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT_KS,
@@ -51,25 +89,25 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     """Metrics for every method on ``split_name`` (``test`` or ``validation``).
 
     Returns:
-      ``{"split", "items", "cold_items", "all": {method: metrics}, "cold_start": {method: metrics}}`` where
-      metrics is ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``.
+      ``{"split", "items", "cold_items", "main": the model's row name, "skipped": [why], "settings": {method: ...},
+      "all": {method: metrics}, "cold_start": {method: metrics}}`` where metrics is
+      ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``.
     """
+    if split_name not in ("test", "validation"):
+        raise ValueError(f"evaluation split must be test or validation, got {split_name!r}")
     cases: List[EvalCase] = list(getattr(run.split, split_name))
     catalog = run.table.ids.astype(str).tolist()
     row = {item: n for n, item in enumerate(catalog)}
-    scorers = {
-        "two-tower (content + id)": lambda: tower_scores(run.model, run.content, cases, catalog, run.max_history),
-        "content-only cosine": lambda: content_only_scores(cases, catalog, run.table.vectors),
-        "most popular": lambda: most_popular_scores(cases, catalog, run.split.train),
-    }
-    if run.id_only is not None:
-        scorers["id-only two-tower"] = lambda: tower_scores(run.id_only, run.content, cases, catalog, run.max_history)
+    skipped: List[str] = []
+    scorers = build_scorers(run, catalog, row, skipped, progress)
     cold_mask = np.asarray([c.target in run.split.cold_items for c in cases], dtype=bool)
     result = {"split": split_name, "items": len(catalog), "cold_items": len(run.split.cold_items),
-              "all": {}, "cold_start": {}}
-    for name, scorer in tqdm(scorers.items(), desc="evaluate", unit="method", disable=not progress):
-        ranks = _ranks(scorer(), cases, row)
-        result["all"][name] = ranking_metrics(ranks, ks)
+              "main": main_method(run), "skipped": skipped, "settings": {}, "all": {}, "cold_start": {}}
+    for scorer in tqdm(scorers, desc="evaluate", unit="method", disable=not progress):
+        ranks = case_ranks(scorer, cases, row)
+        result["all"][scorer.name] = ranking_metrics(ranks, ks)
         if cold_mask.any():
-            result["cold_start"][name] = ranking_metrics(ranks[cold_mask], ks)
+            result["cold_start"][scorer.name] = ranking_metrics(ranks[cold_mask], ks)
+        if getattr(scorer, "l2", None) is not None:
+            result["settings"][scorer.name] = {"l2": scorer.l2}
     return result

@@ -18,7 +18,8 @@ Signatures of every export:
 * ``serving_default``: input ``history`` tf.string ``[batch, L]``: item ids of the user's recent items,
   oldest first; ``""`` is padding (either side) and ids unknown to the catalog are ignored; only the last
   ``max_history`` (default: the run's, 20) are used, and those are never recommended back. Outputs
-  ``item_ids`` tf.string ``[batch, k]`` and ``scores`` tf.float32 ``[batch, k]`` (best first).
+  ``item_ids`` tf.string ``[batch, k]``, ``scores`` tf.float32 ``[batch, k]`` (best first) and ``titles``
+  tf.string ``[batch, k]`` (from the run's item catalog; ``""`` without one).
 * ``similar_items``: input ``item_id`` tf.string ``[batch]`` -> the same outputs (item-to-item: the query is
   a one-item history; the item itself is excluded).
 
@@ -62,7 +63,7 @@ def build_module(run: Run, kind: str, k: int = 10, embeddings: Optional[str] = N
                  max_history: Optional[int] = None, scann: Optional[ScannParams] = None) -> RecommenderModule:
     """The recommender module of a loaded run (catalog: the run's items, plus ``embeddings``' if given)."""
     module = RecommenderModule(run.model, run.table.ids, run.table.vectors, kind=kind, k=k,
-                               max_history=max_history or run.max_history, scann=scann)
+                               max_history=max_history or run.max_history, scann=scann, titles=run.titles())
     if embeddings:
         extra = read_embeddings(embeddings)
         if extra.dimension != run.table.dimension:
@@ -86,10 +87,12 @@ def save_module(module: RecommenderModule, folder: str) -> None:
             "items": int(len(module.catalog_ids)), "needs_scann": module.kind == "scann",
             "signatures": {"serving_default": {"inputs": {"history": "string [batch, L]"},
                                                "outputs": {"item_ids": "string [batch, k]",
-                                                           "scores": "float32 [batch, k]"}},
+                                                           "scores": "float32 [batch, k]",
+                                                           "titles": "string [batch, k]"}},
                            "similar_items": {"inputs": {"item_id": "string [batch]"},
                                              "outputs": {"item_ids": "string [batch, k]",
-                                                         "scores": "float32 [batch, k]"}}}}
+                                                         "scores": "float32 [batch, k]",
+                                                         "titles": "string [batch, k]"}}}}
     with atomic_write(os.path.join(folder, "assets.extra", "recommender.json"), "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=2)
 

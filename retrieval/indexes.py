@@ -9,7 +9,7 @@
   it is saved).
 * :class:`RecommenderModule` (a ``tf.Module``) holds a content lookup, the query tower and an index, with
   two ``tf.function`` s: ``recommend(history [B, L] str)`` and ``similar_items(item_id [B] str)``, both
-  returning ``{"item_ids": str [B, k], "scores": float32 [B, k]}``. :meth:`RecommenderModule.with_items`
+  returning ``{"item_ids": str [B, k], "scores": float32 [B, k], "titles": str [B, k]}``. :meth:`RecommenderModule.with_items`
   adds or replaces items from their content embedding alone, without retraining.
 """
 from __future__ import annotations
@@ -88,11 +88,18 @@ class RecommenderModule(tf.Module):
       k: results per query.
       max_history: the most recent items of a history that are used (and excluded from the results).
       scann: ScaNN parameters (default: :func:`scann_params_for`).
+      titles: item id -> title, returned beside the ids (``""`` for items without one).
     """
 
     def __init__(self, towers: Towers, catalog_ids: Sequence[str], catalog_vectors: np.ndarray, kind: str = "bruteforce",
-                 k: int = 10, max_history: int = 20, scann: Optional[ScannParams] = None) -> None:
+                 k: int = 10, max_history: int = 20, scann: Optional[ScannParams] = None,
+                 titles: Optional[Dict[str, str]] = None) -> None:
         super().__init__(name=f"recommender_{kind}")
+        self.titles = dict(titles or {})
+        keys = list(self.titles) or [""]
+        self.title_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant([self.titles.get(k, "") for k in keys])),
+            default_value="")
         self.towers = towers
         self.catalog_ids = np.asarray(list(catalog_ids), dtype=object).astype(str)
         self.catalog_vectors = np.asarray(catalog_vectors, dtype=np.float32)
@@ -125,7 +132,7 @@ class RecommenderModule(tf.Module):
         if extra_vectors:
             all_vectors = np.concatenate([all_vectors, np.stack(extra_vectors)])
         return RecommenderModule(self.towers, all_ids + extra_ids, all_vectors, self.kind, self.k, self.max_history,
-                                 self.scann_params)
+                                 self.scann_params, self.titles)
 
     def _search(self, history: tf.Tensor, exclude: tf.Tensor) -> Dict[str, tf.Tensor]:
         """history ``[B, L]`` -> top k, leaving out any item of ``exclude [B, X]``."""
@@ -134,7 +141,8 @@ class RecommenderModule(tf.Module):
         excluded = tf.reduce_any(tf.equal(ids[:, :, None], exclude[:, None, :]), axis=-1)
         scores = tf.where(excluded, tf.fill(tf.shape(scores), tf.constant(-np.inf, tf.float32)), scores)
         top = tf.math.top_k(scores, k=self.k)
-        return {"item_ids": tf.gather(ids, top.indices, batch_dims=1), "scores": top.values}
+        item_ids = tf.gather(ids, top.indices, batch_dims=1)
+        return {"item_ids": item_ids, "scores": top.values, "titles": self.title_table.lookup(item_ids)}
 
     def _recommend(self, history: tf.Tensor) -> Dict[str, tf.Tensor]:
         """history str ``[B, L]`` (oldest first, ``""`` = padding, unknown ids ignored) -> item_ids str ``[B, k]``,
@@ -153,4 +161,5 @@ class RecommenderModule(tf.Module):
         width = max([len(h) for h in histories] + [1])
         padded = [[""] * (width - len(h)) + list(h) for h in histories]
         out = self.recommend(tf.constant(padded, dtype=tf.string))
-        return {"item_ids": out["item_ids"].numpy().astype(str), "scores": out["scores"].numpy()}
+        return {"item_ids": out["item_ids"].numpy().astype(str), "scores": out["scores"].numpy(),
+                "titles": out["titles"].numpy().astype(str)}

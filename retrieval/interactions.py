@@ -2,17 +2,27 @@
 
 An interaction log is held as ``Sequences``: an ordered ``dict`` user id -> list of item ids in time order.
 
-Three file formats, chosen by extension:
+Formats, chosen by extension (column names are options: :class:`Columns`):
 
-* MicroLens pairs (``.tsv``, ``.txt``, ``.pairs``): one user per line, the user id, a tab (or spaces), then
-  the items they interacted with in time order separated by spaces or commas::
+* MicroLens pairs (``.tsv``, ``.txt``, ``.pairs`` without a header): one user per line, the user id, a tab
+  (or spaces), then the items they interacted with in time order separated by spaces or commas::
 
       u0001\t80328682 80328690 80328701
 
-* CSV (``.csv``): a header naming ``user_id,item_id,timestamp`` (extra columns ignored), one interaction a row;
-* Parquet (``.parquet``): the same three columns.
+* RecBole atomic files (``.inter``): tab-separated with a typed header such as
+  ``user_id:token\titem_id:token\trating:float\ttimestamp:float`` (the ``:type`` suffix is ignored);
+* CSV (``.csv``), or a ``.tsv`` whose first line names the user and item columns: one interaction a row;
+* Parquet (``.parquet``): one interaction a row.
 
-Rows are sorted by timestamp within each user (stable, so equal timestamps keep file order).
+Order: rows are sorted by timestamp within each user; equal timestamps keep file order (the earlier row
+first), so the order is deterministic. Without a time column (``Columns(time=None)``) file order is time
+order. Timestamps are numbers (any unit) or ISO 8601 dates; a missing or unparsable one is an error naming
+its row. Repeated user-item pairs: ``repeats="keep"`` keeps every occurrence (a re-watch is an interaction),
+``"first"`` keeps the first (a user's sequence lists distinct items in the order first seen; the usual
+leave-one-out protocol, and the command line's default), ``"last"`` the last.
+
+Ids must be non-empty and hold no whitespace, comma or control character (they are written to pairs files
+and passed as comma-separated lists); a bad one is an error naming its row.
 """
 from __future__ import annotations
 
@@ -23,7 +33,7 @@ import logging
 import math
 import os
 import re
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,7 +47,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 Sequences = Dict[str, List[str]]
 
 PAIRS_EXTENSIONS = (".tsv", ".txt", ".pairs")
+REPEATS = ("keep", "first", "last")
 _SPLIT = re.compile(r"[\s,]+")
+_BAD_ID = re.compile(r"[\s,\x00-\x1f]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Column names of a tabular interaction file (``time=None``: file order is time order)."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    time: Optional[str] = "timestamp"
 
 
 class InteractionFileError(ValueError):
@@ -73,34 +94,78 @@ class CleaningReport:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def read_interactions(path: PathLike) -> Sequences:
-    """Read a pairs, CSV or Parquet interaction file into time-ordered sequences."""
+def read_interactions(path: PathLike, columns: Columns = Columns(), repeats: str = "keep") -> Sequences:
+    """Read a pairs, RecBole ``.inter``, CSV/TSV or Parquet interaction file into time-ordered sequences."""
+    if repeats not in REPEATS:
+        raise ValueError(f"repeats must be one of {REPEATS}, got {repeats!r}")
     name = os.fspath(path)
     lower = name.lower()
-    if lower.endswith(PAIRS_EXTENSIONS):
-        return _read_pairs(name)
-    if lower.endswith(".csv"):
-        with open(name, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            _check_columns(name, reader.fieldnames or [])
-            rows = [(r["user_id"], r["item_id"], r["timestamp"], n) for n, r in enumerate(reader, start=2)]
-        return _rows_to_sequences(name, rows)
     if lower.endswith(".parquet"):
         import pyarrow.parquet as pq
 
         table = pq.read_table(name)
-        _check_columns(name, table.column_names)
-        users = table.column("user_id").to_pylist()
-        items = table.column("item_id").to_pylist()
-        times = table.column("timestamp").to_pylist()
-        return _rows_to_sequences(name, [(u, i, t, n) for n, (u, i, t) in enumerate(zip(users, items, times))])
-    raise InteractionFileError(f"{name}: unknown format (expected {', '.join(PAIRS_EXTENSIONS)}, .csv or .parquet)")
+        wanted = _column_indexes(name, table.column_names, columns)
+        data = [table.column(table.column_names[i]).to_pylist() if i is not None else None for i in wanted]
+        count = table.num_rows
+        rows = ((data[0][n], data[1][n], data[2][n] if data[2] is not None else None, n + 1) for n in range(count))
+        return _dedupe(_rows_to_sequences(name, rows, "row", columns.time is not None), repeats)
+    if lower.endswith((".inter", ".csv")) or (lower.endswith(PAIRS_EXTENSIONS) and _has_header(name, columns)):
+        delimiter = "," if lower.endswith(".csv") else "\t"
+        with open(name, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                raise InteractionFileError(f"{name}: empty file")
+            header = [h.split(":", 1)[0].strip() for h in header]  # RecBole: name:type
+            wanted = _column_indexes(name, header, columns)
+            width = max(i for i in wanted if i is not None) + 1
+
+            def rows():
+                for number, fields in enumerate(reader, start=2):
+                    if not fields:
+                        continue
+                    if len(fields) < width:
+                        raise InteractionFileError(f"{name} line {number}: {len(fields)} fields, expected "
+                                                   f"{len(header)} ({', '.join(header)})")
+                    yield (fields[wanted[0]], fields[wanted[1]],
+                           fields[wanted[2]] if wanted[2] is not None else None, number)
+
+            return _dedupe(_rows_to_sequences(name, rows(), "line", columns.time is not None), repeats)
+    if lower.endswith(PAIRS_EXTENSIONS):
+        return _dedupe(_read_pairs(name), repeats)
+    raise InteractionFileError(f"{name}: unknown format (expected pairs {', '.join(PAIRS_EXTENSIONS)}, RecBole "
+                               f".inter, .csv or .parquet)")
 
 
-def _check_columns(name: str, columns: Sequence[str]) -> None:
-    missing = {"user_id", "item_id", "timestamp"} - set(columns)
+def _has_header(name: str, columns: Columns) -> bool:
+    with open(name, encoding="utf-8") as handle:
+        first = handle.readline()
+    fields = [f.split(":", 1)[0].strip() for f in first.rstrip("\n").split("\t")]
+    return columns.user in fields and columns.item in fields
+
+
+def _column_indexes(name: str, header: Sequence[str], columns: Columns) -> List[Optional[int]]:
+    wanted = [columns.user, columns.item] + ([columns.time] if columns.time else [])
+    missing = [c for c in wanted if c not in header]
     if missing:
-        raise InteractionFileError(f"{name}: missing columns {sorted(missing)} (have {list(columns)})")
+        raise InteractionFileError(f"{name}: missing columns {missing} (have {list(header)}; choose others with "
+                                   f"--user-col/--item-col/--time-col)")
+    return [list(header).index(columns.user), list(header).index(columns.item),
+            list(header).index(columns.time) if columns.time else None]
+
+
+def check_id(value: object, what: str, where: str) -> str:
+    """``value`` as an id string, or an :class:`InteractionFileError` naming ``where``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise InteractionFileError(f"{where}: empty {what}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if not text:
+        raise InteractionFileError(f"{where}: empty {what}")
+    if _BAD_ID.search(text):
+        raise InteractionFileError(f"{where}: {what} {text!r} holds whitespace, a comma or a control character")
+    return text
 
 
 def _read_pairs(name: str) -> Sequences:
@@ -111,15 +176,19 @@ def _read_pairs(name: str) -> Sequences:
             if not fields:
                 continue
             user, items = fields[0], fields[1:]
+            where = f"{name} line {number}"
+            check_id(user, "user id", where)
+            for item in items:
+                check_id(item, "item id", where)
             if not items:
-                logger.warning("%s line %d: user %r has no items", name, number, user)
+                logger.warning("%s: user %r has no items", where, user)
             sequences.setdefault(user, []).extend(items)
     return sequences
 
 
-def _timestamp_key(value, name: str, row: int) -> float:
+def _timestamp_key(value, where: str) -> float:
     if value is None or value == "":
-        raise InteractionFileError(f"{name} row {row}: empty timestamp")
+        raise InteractionFileError(f"{where}: missing timestamp")
     if hasattr(value, "timestamp"):  # datetime / pandas Timestamp
         return float(value.timestamp())
     try:
@@ -130,19 +199,33 @@ def _timestamp_key(value, name: str, row: int) -> float:
 
             return datetime.datetime.fromisoformat(str(value)).timestamp()
         except ValueError:
-            raise InteractionFileError(f"{name} row {row}: timestamp {value!r} is neither a number nor ISO 8601") from None
+            raise InteractionFileError(f"{where}: timestamp {value!r} is neither a number nor ISO 8601") from None
     if math.isnan(number):
-        raise InteractionFileError(f"{name} row {row}: timestamp is NaN")
+        raise InteractionFileError(f"{where}: missing timestamp (NaN)")
     return number
 
 
-def _rows_to_sequences(name: str, rows: Iterable[Tuple[object, object, object, int]]) -> Sequences:
+def _rows_to_sequences(name: str, rows: Iterable[Tuple[object, object, object, int]], unit: str,
+                       timed: bool = True) -> Sequences:
+    """(user, item, timestamp, row number) -> sequences sorted by (timestamp, row number); without
+    ``timed``, by row number."""
     grouped: Dict[str, List[Tuple[float, int, str]]] = {}
     for user, item, timestamp, row in rows:
-        if user in (None, "") or item in (None, ""):
-            raise InteractionFileError(f"{name} row {row}: empty user_id or item_id")
-        grouped.setdefault(str(user), []).append((_timestamp_key(timestamp, name, row), row, str(item)))
+        where = f"{name} {unit} {row}"
+        key = _timestamp_key(timestamp, where) if timed else float(row)
+        grouped.setdefault(check_id(user, "user id", where), []).append((key, row, check_id(item, "item id", where)))
     return {user: [item for _, _, item in sorted(events)] for user, events in grouped.items()}
+
+
+def _dedupe(sequences: Sequences, repeats: str) -> Sequences:
+    if repeats == "keep":
+        return sequences
+    out: Sequences = {}
+    for user, items in sequences.items():
+        ordered = items if repeats == "first" else items[::-1]
+        kept = list(dict.fromkeys(ordered))
+        out[user] = kept if repeats == "first" else kept[::-1]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -230,9 +313,17 @@ class SimulationConfig:
       temperature: softmax temperature over cosine affinity (lower: more focused users).
       popularity_exponent: Zipf exponent of the item popularity prior (0: no skew).
       popularity_weight: weight of log-popularity in the item logit.
+      popularity_drift: how far popularity moves over the simulated time, in [0, 1]: the log-popularity at
+        time t is ``(1 - drift * t) * early + drift * t * late`` (two Zipf orders), each user starting at a
+        random time and advancing with each interaction (0: fixed popularity).
       noise: probability that an interaction is a uniformly random item.
       latent_dim, latent_weight: hidden item factors (not in the content embedding) and each user's affinity
         to them, so item ids carry signal beyond content (collaborative structure).
+      session_length: mean session length (geometric); each session focuses on one of the user's preferred
+        categories (0: no sessions, every preferred category at every step).
+      successors: hidden successors per item (items of its category that tend to be watched right after it).
+      follow: probability that the next item of a session is an unseen successor of the previous one
+        (item-to-item transitions; 0: none).
       seed: random seed.
     """
 
@@ -244,9 +335,13 @@ class SimulationConfig:
     temperature: float = 0.1
     popularity_exponent: float = 1.0
     popularity_weight: float = 0.5
+    popularity_drift: float = 0.5
     noise: float = 0.1
     latent_dim: int = 8
     latent_weight: float = 1.0
+    session_length: float = 6.0
+    successors: int = 3
+    follow: float = 0.5
     seed: int = 0
 
 
@@ -255,14 +350,18 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def simulate_interactions(table: EmbeddingTable, config: SimulationConfig = SimulationConfig()) -> Sequences:
-    """Simulate users over the items of ``table``.
+    """Simulate users over the items of ``table`` (the labels are the categories; one category if none).
 
     Each user prefers 1-3 categories; their taste is a mix of those categories' centroids and a private
-    random direction. At each step the next item is drawn from softmax(cos(taste, item) / T + w * log pop)
-    + latent(user) . latent(item)), restricted to the preferred categories (or, with probability ``noise``,
-    uniformly from all items), never repeating an item. The latent item factors are not in the content
-    embedding: only interactions reveal them, which is what item-id embeddings are for. The sequence drifts: the taste moves a little towards each consumed item, so the
-    recent history predicts the next item better than the whole history does.
+    random direction. Their history is a run of sessions (geometric lengths, mean ``session_length``), each
+    focused on one preferred category. Within a session the next item is, with probability ``follow``, an
+    unseen hidden successor of the previous item (a fixed item-to-item transition structure that only the
+    order of interactions reveals); otherwise it is drawn from softmax(cos(taste, item) / T + w * log pop(t)
+    + latent(user) . latent(item)) over the session's category (or, with probability ``noise``, uniformly
+    from all items), never repeating an item. Popularity drifts with time (``popularity_drift``). The latent
+    item factors are not in the content embedding: only interactions reveal them, which is what item-id
+    embeddings are for. The taste also drifts a little towards each consumed item, so the recent history
+    predicts the next item better than the whole history does.
     """
     rng = np.random.default_rng(config.seed)
     vectors = _unit(table.vectors.astype(np.float64))
@@ -271,32 +370,50 @@ def simulate_interactions(table: EmbeddingTable, config: SimulationConfig = Simu
     categories = sorted(set(labels.tolist()))
     members = {c: np.flatnonzero(labels == c) for c in categories}
     centroids = {c: _unit(vectors[idx].mean(axis=0)) for c, idx in members.items()}
-    # Zipf popularity over a random permutation of items.
-    ranks = rng.permutation(n_items) + 1
-    log_pop = -config.popularity_exponent * np.log(ranks)
+    # Zipf popularity over two random orders of the items: early and late in the simulated time.
+    early = -config.popularity_exponent * np.log(rng.permutation(n_items) + 1)
+    late = -config.popularity_exponent * np.log(rng.permutation(n_items) + 1)
     item_latent = rng.standard_normal((n_items, config.latent_dim)) / np.sqrt(max(config.latent_dim, 1))
+    successors = np.full((n_items, max(config.successors, 0)), -1, dtype=np.int64)
+    for idx in members.values():
+        if config.successors > 0 and idx.size > 1:
+            for i in idx:
+                others = idx[idx != i]
+                successors[i, :min(config.successors, others.size)] = rng.choice(
+                    others, size=min(config.successors, others.size), replace=False)
     width = len(str(config.users - 1))
     sequences: Sequences = {}
     lo_c, hi_c = config.categories_per_user
     for u in range(config.users):
         n_pref = int(rng.integers(lo_c, min(hi_c, len(categories)) + 1))
         preferred = rng.choice(len(categories), size=n_pref, replace=False)
-        pref_items = np.concatenate([members[categories[i]] for i in preferred])
         weights = rng.dirichlet(np.ones(n_pref))
         base = sum(w * centroids[categories[i]] for w, i in zip(weights, preferred))
         private = _unit(rng.standard_normal(vectors.shape[1]))
         taste = _unit((1 - config.taste_weight) * base + config.taste_weight * private)
         user_latent = rng.standard_normal(config.latent_dim)
-        length = int(rng.integers(config.min_length, config.max_length + 1))
-        length = min(length, n_items)
+        length = min(int(rng.integers(config.min_length, config.max_length + 1)), n_items)
+        start = rng.random() * (1.0 - config.popularity_drift * 0.2)
         seen = np.zeros(n_items, dtype=bool)
         items: List[str] = []
-        for _ in range(length):
-            if rng.random() < config.noise or seen[pref_items].all():
-                candidates = np.flatnonzero(~seen)
-                pick = int(rng.choice(candidates))
+        previous = -1
+        session_left = 0
+        focus = np.concatenate([members[categories[i]] for i in preferred])
+        for step in range(length):
+            if config.session_length > 0 and session_left <= 0:
+                session_left = int(rng.geometric(1.0 / config.session_length))
+                focus = members[categories[int(rng.choice(preferred, p=weights))]]
+                previous = -1  # a new session does not continue the last one
+            session_left -= 1
+            follow = [s for s in successors[previous] if s >= 0 and not seen[s]] if previous >= 0 else []
+            if follow and rng.random() < config.follow:
+                pick = int(rng.choice(follow))
+            elif rng.random() < config.noise or seen[focus].all():
+                pick = int(rng.choice(np.flatnonzero(~seen)))
             else:
-                candidates = pref_items[~seen[pref_items]]
+                candidates = focus[~seen[focus]]
+                t = min(start + 0.2 * config.popularity_drift * step / max(length, 1), 1.0)
+                log_pop = (1 - config.popularity_drift * t) * early + config.popularity_drift * t * late
                 logits = (vectors[candidates] @ taste / config.temperature
                           + config.popularity_weight * log_pop[candidates]
                           + config.latent_weight * item_latent[candidates] @ user_latent)
@@ -305,6 +422,7 @@ def simulate_interactions(table: EmbeddingTable, config: SimulationConfig = Simu
             seen[pick] = True
             items.append(str(table.ids[pick]))
             taste = _unit(0.8 * taste + 0.2 * vectors[pick])
+            previous = pick
         sequences[f"u{u:0{width}d}"] = items
     return sequences
 

@@ -70,3 +70,17 @@ def format_table(rows: Mapping[str, Mapping[str, float]], ks: Sequence[int] = DE
         cells = "  ".join(f"{values.get(c, float('nan')):8.4f}" for c in cols)
         lines.append(f"{name:<{width}}  {cells}  {int(values.get('users', 0)):6d}")
     return "\n".join(lines)
+
+
+def format_markdown(rows: Mapping[str, Mapping[str, float]], ks: Sequence[int] = DEFAULT_KS) -> str:
+    """The same table in Markdown (best value of each column in bold)."""
+    cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks]
+    best = {c: max((v.get(c, float("-inf")) for v in rows.values()), default=float("nan")) for c in cols}
+    lines = ["| method | " + " | ".join(cols) + " | users |", "|---|" + "---:|" * (len(cols) + 1)]
+    for name, values in rows.items():
+        cells = []
+        for c in cols:
+            value = values.get(c, float("nan"))
+            cells.append(f"**{value:.4f}**" if value == best[c] else f"{value:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {int(values.get('users', 0))} |")
+    return "\n".join(lines)

@@ -1,9 +1,10 @@
 """The two-tower retrieval model (``tfrs.Model``) and the functions that embed queries and items.
 
 Training features (a dict of tensors): ``history_ids`` str ``[B, L]`` (left-padded with ``""``), ``item_id``
-str ``[B]`` (the next item), ``user_id`` str ``[B]``. The loss is ``tfrs.tasks.Retrieval``'s in-batch softmax
-with a temperature, accidental hits (the same item twice in a batch) removed; the metric (evaluation only)
-is ``tfrs.metrics.FactorizedTopK`` over every catalog item.
+str ``[B]`` (the next item), ``user_id`` str ``[B]``. The loss is an in-batch sampled softmax with a temperature,
+logQ correction, accidental hits (the same item twice in a batch) removed, and optionally M global negatives
+drawn uniformly from the training items (mixed negative sampling). Validation during training is full
+ranking (see :mod:`retrieval.train`).
 """
 from __future__ import annotations
 
@@ -46,41 +47,43 @@ def embed_catalog(candidate_tower: CandidateTower, content: ContentLookup, item_
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    """Loss options: softmax temperature, accidental-hit removal, logQ correction (in-batch negatives are
-    drawn by popularity; the features then carry ``sampling_probability [B]``), metric cut-offs."""
+    """Loss options.
+
+    Attributes:
+      temperature: softmax temperature over cosine scores.
+      remove_accidental_hits: an in-batch candidate that is the example's own item is not a negative.
+      logq_correction: subtract the log of each candidate's sampling probability from its logit (in-batch
+        negatives are drawn by popularity; the features carry ``sampling_probability [B]``, the target's
+        share of the training examples), so popular items are not over-penalised.
+      global_negatives: M extra negatives per batch drawn uniformly from the training items (mixed negative
+        sampling; 0: in-batch only); their logQ term is ``log(M / N)``.
+    """
 
     temperature: float = 0.1
     remove_accidental_hits: bool = True
     logq_correction: bool = True
-    metric_ks: Sequence[int] = (10, 50)
+    global_negatives: int = 0
 
 
 class TwoTowerModel(tfrs.Model):
-    """Query tower + candidate tower + ``tfrs.tasks.Retrieval``.
+    """Query tower + candidate tower + a sampled-softmax retrieval loss.
 
     Args:
       tower_config: tower shapes.
       content: the catalog's content lookup.
-      item_vocabulary: items seen in training.
+      item_vocabulary: items seen in training (also the pool of global negatives).
       user_vocabulary: users seen in training (used when ``tower_config.use_user_id``).
       task_config: loss options.
-      catalog_ids: the items the metric ranks (default: the content lookup's catalog).
     """
 
     def __init__(self, tower_config: TowerConfig, content: ContentLookup, item_vocabulary: Sequence[str],
-                 user_vocabulary: Sequence[str] = (), task_config: TaskConfig = TaskConfig(),
-                 catalog_ids: Optional[Sequence[str]] = None) -> None:
+                 user_vocabulary: Sequence[str] = (), task_config: TaskConfig = TaskConfig()) -> None:
         super().__init__()
         self.content = content
+        self.task_config = task_config
         self.query_tower = QueryTower(tower_config, item_vocabulary, user_vocabulary)
         self.candidate_tower = CandidateTower(tower_config, item_vocabulary)
-        catalog = tf.data.Dataset.from_tensor_slices(np.asarray(list(catalog_ids or []), dtype=str))
-        metrics = None
-        if catalog_ids is not None and len(catalog_ids):
-            candidates = catalog.batch(512).map(lambda ids: (ids, embed_items(self.candidate_tower, self.content, ids)))
-            metrics = tfrs.metrics.FactorizedTopK(candidates=candidates, ks=tuple(task_config.metric_ks))
-        self.task = tfrs.tasks.Retrieval(metrics=metrics, temperature=task_config.temperature,
-                                         remove_accidental_hits=task_config.remove_accidental_hits)
+        self.negative_pool = tf.constant(np.asarray(list(item_vocabulary), dtype=object).astype(str))
 
     def call(self, features: Dict[str, tf.Tensor], training: bool = False):
         """features -> (query ``[B, E]``, candidate ``[B, E]``)."""
@@ -90,7 +93,30 @@ class TwoTowerModel(tfrs.Model):
         return query, candidate
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Mean softmax cross-entropy of each query's own item against the batch's items (and M global
+        negatives): ``[B, B (+ M)]`` logits, the diagonal is the label."""
+        config = self.task_config
         query, candidate = self(features, training=training)
-        return self.task(query, candidate, candidate_ids=features["item_id"],
-                         candidate_sampling_probability=features.get("sampling_probability"),
-                         compute_metrics=not training and self.task.factorized_metrics is not None)
+        ids = features["item_id"]
+        logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B]
+        batch = tf.shape(logits)[0]
+        if config.logq_correction and "sampling_probability" in features:
+            expected = tf.cast(batch, tf.float32) * features["sampling_probability"]
+            logits -= tf.math.log(tf.maximum(expected, 1e-9))[None, :]
+        if config.remove_accidental_hits:
+            same = tf.equal(ids[:, None], ids[None, :])
+            hits = tf.logical_and(same, tf.logical_not(tf.eye(batch, dtype=tf.bool)))
+            logits = tf.where(hits, tf.fill(tf.shape(logits), -1e9), logits)
+        if config.global_negatives > 0:
+            pool = tf.shape(self.negative_pool)[0]
+            picks = tf.random.uniform([config.global_negatives], 0, pool, dtype=tf.int32)
+            negative_ids = tf.gather(self.negative_pool, picks)
+            negatives = embed_items(self.candidate_tower, self.content, negative_ids, training=training)
+            extra = tf.matmul(query, negatives, transpose_b=True) / config.temperature  # [B, M]
+            if config.logq_correction:
+                extra -= tf.math.log(config.global_negatives / tf.cast(pool, tf.float32))
+            extra = tf.where(tf.equal(ids[:, None], negative_ids[None, :]), tf.fill(tf.shape(extra), -1e9), extra)
+            logits = tf.concat([logits, extra], axis=1)
+        labels = tf.range(batch)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        return tf.reduce_mean(loss)

@@ -8,8 +8,10 @@ Layout::
     RUN/cold_items.txt         items held out of training (one per line)
     RUN/item_vocabulary.txt    items seen in training (the id embeddings' vocabulary)
     RUN/user_vocabulary.txt    users seen in training
+    RUN/items.csv              the item catalog (item_id, title, other columns), when one was given
     RUN/two_tower/ckpt*        query and candidate tower weights (tf.train.Checkpoint)
     RUN/id_only/ckpt*          the ID-only two-tower baseline's weights (when trained)
+    RUN/tensorboard/<model>/   TensorBoard logs of training (loss, validation HR@10 / NDCG@10 per epoch)
 
 The folder is written under a temporary name and renamed into place when complete.
 """
@@ -21,12 +23,13 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import tensorflow as tf
 
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings
+from retrieval.catalog import Catalog, read_catalog
 from retrieval.interactions import Sequences, read_interactions
 from retrieval.splits import Split, leave_one_out
 from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
@@ -37,6 +40,8 @@ INTERACTIONS = "interactions.tsv"
 COLD_ITEMS = "cold_items.txt"
 ITEM_VOCAB = "item_vocabulary.txt"
 USER_VOCAB = "user_vocabulary.txt"
+CATALOG = "items.csv"
+TENSORBOARD = "tensorboard"
 MAIN_MODEL = "two_tower"
 ID_ONLY_MODEL = "id_only"
 
@@ -68,6 +73,7 @@ class Run:
       content: the catalog's content lookup.
       model: the main two-tower model.
       id_only: the ID-only baseline, or None when it was not trained.
+      catalog: the item catalog (titles...), or None when the run was trained without one.
     """
 
     path: str
@@ -80,10 +86,20 @@ class Run:
     content: ContentLookup
     model: Towers
     id_only: Optional[Towers]
+    catalog: Optional[Catalog] = None
+
+    def titles(self) -> Dict[str, str]:
+        """item id -> title (empty without a catalog)."""
+        return self.catalog.title_of() if self.catalog is not None else {}
 
     @property
     def max_history(self) -> int:
         return int(self.info["train_config"]["max_history"])
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the items carry real content embeddings (not the placeholder of an ID-only catalog)."""
+        return bool(self.info.get("has_content", True))
 
 
 def write_lines(path: str, lines: Sequence[str]) -> None:
@@ -168,6 +184,7 @@ def load_run(path: str) -> Run:
     if info.get("id_only_tower") and os.path.isdir(os.path.join(path, ID_ONLY_MODEL)):
         id_only = load_towers(os.path.join(path, ID_ONLY_MODEL), TowerConfig.from_dict(info["id_only_tower"]),
                               item_vocab, user_vocab, content, max_history)
+    catalog = read_catalog(os.path.join(path, CATALOG)) if os.path.isfile(os.path.join(path, CATALOG)) else None
     return Run(path=path, info=info, table=table, sequences=sequences, split=split, item_vocabulary=item_vocab,
-               user_vocabulary=user_vocab, content=content, model=model, id_only=id_only)
+               user_vocabulary=user_vocab, content=content, model=model, id_only=id_only, catalog=catalog)
 

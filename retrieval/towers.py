@@ -6,8 +6,17 @@
   embedding plus an optional item-id embedding whose out-of-vocabulary bucket is shared by every item not seen
   in training, so a new item gets a vector from its content alone.
 * :class:`QueryTower`: a user's recent items (ids ``[B, L]``, content ``[B, L, D]``, mask ``[B, L]``) and an
-  optional user id ``[B]`` -> ``[B, E]``: item encodings pooled two ways (masked mean and recency-weighted
-  mean) -> Dense, plus the optional user-id embedding, L2-normalised.
+  optional user id ``[B]`` -> ``[B, E]``, over the same item encoder as the candidates. Three kinds
+  (``TowerConfig.query``):
+
+  - ``bag``: item encodings pooled two ways (masked mean and recency-weighted mean) -> Dense;
+  - ``gru``: a GRU over the history (masked steps skipped), its last state -> Dense;
+  - ``sasrec``: SASRec-style causal self-attention over the last ``max_positions`` items: item encodings plus
+    learned positional embeddings counted from the most recent item, ``blocks`` pre-norm Transformer blocks
+    (multi-head attention with a causal and padding mask, then a GELU feed-forward), the most recent
+    position's output -> Dense.
+
+  plus the optional user-id embedding, L2-normalised.
 * :class:`CandidateTower`: (item id ``[B]``, content ``[B, D]``) -> ``[B, E]``, L2-normalised.
 
 With ``content_skip`` both towers also append the unit content (the query: the mean of its history's, times
@@ -20,6 +29,9 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+
+QUERY_TOWERS = ("bag", "gru", "sasrec")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +50,9 @@ class TowerConfig:
       content_skip: append the raw (unit) content to both towers' outputs (the query's is the mean of its
         history's, scaled by a learned weight), so the model starts from content-only cosine similarity
         and learns what to add; the output size is then E + D.
+      query: the query tower's kind, ``bag``, ``gru`` or ``sasrec``.
+      max_positions: the most recent items ``sasrec`` attends over (its positional embeddings).
+      blocks, heads, dropout: ``sasrec``'s Transformer blocks, attention heads and dropout rate.
     """
 
     embedding_dim: int = 64
@@ -48,10 +63,17 @@ class TowerConfig:
     id_dropout: float = 0.1
     recency_decay: float = 0.7
     content_skip: bool = True
+    query: str = "bag"
+    max_positions: int = 50
+    blocks: int = 2
+    heads: int = 2
+    dropout: float = 0.1
 
     def __post_init__(self) -> None:
         if not (self.use_content or self.use_item_id):
             raise ValueError("a tower needs content, item ids, or both")
+        if self.query not in QUERY_TOWERS:
+            raise ValueError(f"unknown query tower {self.query!r} (expected one of {', '.join(QUERY_TOWERS)})")
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
 
     def to_dict(self) -> dict:
@@ -59,7 +81,8 @@ class TowerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TowerConfig":
-        return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items()})
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
 
 
 class ContentLookup(tf.keras.layers.Layer):
@@ -132,6 +155,30 @@ def recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:
     return tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
 
 
+class SelfAttentionBlock(tf.keras.layers.Layer):
+    """Pre-norm Transformer block: x + MHA(LN(x)) with a causal and padding mask, then x + FFN(LN(x)).
+    ``[B, L, E]`` -> ``[B, L, E]``."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.norm1 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.attention = tf.keras.layers.MultiHeadAttention(heads, key_dim=max(dim // heads, 1), dropout=dropout)
+        self.norm2 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.ffn1 = tf.keras.layers.Dense(2 * dim, activation="gelu")
+        self.ffn2 = tf.keras.layers.Dense(dim)
+        self.drop = tf.keras.layers.Dropout(dropout)
+
+    def call(self, x: tf.Tensor, mask: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        length = tf.shape(x)[1]
+        causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)  # query i sees keys <= i
+        attend = tf.logical_and(causal[None], mask[:, None, :])
+        attend = tf.logical_or(attend, tf.eye(length, dtype=tf.bool)[None])  # every row attends somewhere
+        h = self.norm1(x)
+        x = x + self.drop(self.attention(h, h, attention_mask=attend, training=training), training=training)
+        h = self.norm2(x)
+        return x + self.drop(self.ffn2(self.ffn1(h)), training=training)
+
+
 class QueryTower(tf.keras.Model):
     """A user's recent items (and optionally their id) -> ``[B, E]``.
 
@@ -145,6 +192,17 @@ class QueryTower(tf.keras.Model):
         self.config = config
         self.items = ItemEncoder(config, item_vocabulary)
         self.project = tf.keras.layers.Dense(config.embedding_dim)
+        self.gru = self.positions = None
+        self.blocks = []
+        if config.query == "gru":
+            self.gru = tf.keras.layers.GRU(config.embedding_dim)
+        elif config.query == "sasrec":
+            self.positions = tf.keras.layers.Embedding(config.max_positions, config.embedding_dim,
+                                                       embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.02))
+            self.blocks = [SelfAttentionBlock(config.embedding_dim, config.heads, config.dropout)
+                           for _ in range(config.blocks)]
+            self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+            self.input_drop = tf.keras.layers.Dropout(config.dropout)
         self.user_lookup = self.user_embedding = None
         if config.use_user_id:
             self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, user_vocabulary)),
@@ -154,18 +212,35 @@ class QueryTower(tf.keras.Model):
         if config.content_skip and config.use_content:
             self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
 
+    def _sequence(self, encoded: tf.Tensor, mask: tf.Tensor, training: Optional[bool]) -> tf.Tensor:
+        """encoded ``[B, L, E]``, mask ``[B, L]`` bool -> ``[B, E]`` by the configured kind."""
+        if self.gru is not None:
+            return self.gru(encoded, mask=mask, training=training)
+        if self.blocks:
+            encoded, mask = encoded[:, -self.config.max_positions:], mask[:, -self.config.max_positions:]
+            length = tf.shape(encoded)[1]
+            from_end = tf.range(length - 1, -1, -1)  # the most recent position is 0, whatever L is
+            x = encoded + self.positions(from_end)[None]
+            x = self.input_drop(x, training=training) * tf.cast(mask, tf.float32)[..., None]
+            for block in self.blocks:
+                x = block(x, mask, training=training)
+            return self.final_norm(x[:, -1])
+        weights = tf.cast(mask, tf.float32)
+        mean_w = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
+        recent_w = recency_weights(weights, self.config.recency_decay)
+        return tf.concat([tf.einsum("bl,ble->be", mean_w, encoded), tf.einsum("bl,ble->be", recent_w, encoded)],
+                         axis=-1)
+
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        mask = tf.cast(inputs["history_mask"], tf.float32)
+        mask = tf.cast(inputs["history_mask"], tf.bool)
         encoded = self.items(inputs["history_ids"], inputs["history_content"], training=training)  # [B, L, E]
-        mean_w = tf.math.divide_no_nan(mask, tf.reduce_sum(mask, axis=1, keepdims=True))
-        recent_w = recency_weights(mask, self.config.recency_decay)
-        pooled = tf.concat([tf.einsum("bl,ble->be", mean_w, encoded),
-                            tf.einsum("bl,ble->be", recent_w, encoded)], axis=-1)
-        query = self.project(pooled)
+        query = self.project(self._sequence(encoded, mask, training))
         if self.user_embedding is not None and "user_id" in inputs:
             query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))
         query = tf.math.l2_normalize(query, axis=-1)
         if self.skip_weight is not None:
+            weights = tf.cast(mask, tf.float32)
+            mean_w = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
             unit = tf.math.l2_normalize(inputs["history_content"], axis=-1)
             skip = tf.math.l2_normalize(tf.einsum("bl,bld->bd", mean_w, unit), axis=-1)
             query = tf.concat([query, self.skip_weight * skip], axis=-1)

@@ -1,14 +1,19 @@
 """Training: fit the two-tower model (and the ID-only baseline) on a leave-one-out split, write a run folder.
 
-``train_run(embeddings, interactions, out, TrainConfig())`` reads and validates the embedding table, reads the
-interactions (pairs/CSV/Parquet), skips unknown items and short users (counted), holds out a fraction of the
-items as cold items, splits leave-one-out, trains, evaluates on the validation cases and writes the run
-folder (see :mod:`retrieval.rundir`).
+``train_run(embeddings, interactions, out, TrainConfig())`` reads the items' content (an embedding file, the
+catalog's metadata, or nothing: ID-only), reads the interactions (pairs, RecBole ``.inter``, CSV/Parquet),
+skips unknown items and short users (counted), holds out a fraction of the items as cold items, splits
+leave-one-out, trains with early stopping on the validation cases' NDCG@10 (full ranking, the best epoch
+kept), and writes the run folder (see :mod:`retrieval.rundir`) with TensorBoard logs in ``RUN/tensorboard``.
+
+Optimisation: Adam; the learning rate rises linearly over the first ``warmup_fraction`` of the steps, then
+follows a cosine decay to zero at ``epochs``.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from typing import Dict, List, Optional, Sequence
@@ -17,14 +22,25 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from data_interface_for_model.embeddings_file import read_embeddings, write_embeddings
+from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
-from retrieval.interactions import clean_sequences, read_interactions, write_interactions
+from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
+from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
-from retrieval.splits import TrainingExamples, cases_to_arrays, choose_cold_items, leave_one_out, training_examples, training_items
+from retrieval.splits import (
+    EvalCase,
+    TrainingExamples,
+    choose_cold_items,
+    leave_one_out,
+    training_examples,
+    training_items,
+)
 from retrieval.towers import ContentLookup, TowerConfig
 
 logger = logging.getLogger(__name__)
+
+#: Validation users scored each epoch for early stopping (a seeded sample above this).
+VALIDATION_SAMPLE = 5000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +48,13 @@ class TrainConfig:
     """Training options.
 
     Attributes:
-      tower: the main model's towers.
+      tower: the main model's towers (``tower.query``: bag, gru or sasrec).
       task: loss options.
       epochs, batch_size, learning_rate: Adam optimisation (in-batch negatives: the batch size is the number
-        of negatives per example).
-      patience: early stopping on the validation cases' top-10 accuracy (0: off); the best epoch is kept.
-        The ID-only baseline trains for as many epochs as the main model did.
+        of negatives per example); ``learning_rate`` is the peak of the schedule.
+      warmup_fraction: share of the steps of linear warm-up before the cosine decay.
+      patience: early stopping on the validation cases' NDCG@10 (0: off); the best epoch is kept. The ID-only
+        baseline trains for as many epochs as the main model did.
       max_history: L, the recent items the query tower sees.
       cold_fraction: fraction of items held out of training entirely (cold-start evaluation).
       min_interactions: users with fewer (after dropping unknown items) are skipped.
@@ -50,7 +67,8 @@ class TrainConfig:
     epochs: int = 20
     patience: int = 3
     batch_size: int = 256
-    learning_rate: float = 0.02
+    learning_rate: float = 0.01
+    warmup_fraction: float = 0.05
     max_history: int = 20
     cold_fraction: float = 0.1
     min_interactions: int = 3
@@ -58,9 +76,29 @@ class TrainConfig:
     seed: int = 0
 
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["task"]["metric_ks"] = list(self.task.metric_ks)
-        return data
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where the interactions and the items come from.
+
+    Attributes:
+      interactions: the interaction file.
+      embeddings: item embeddings (.npz/.parquet); None: content from the catalog's columns, or none.
+      catalog: an item catalog file (id, title, any columns); its titles travel with the run.
+      columns: column names of a tabular interaction file.
+      item_col, title_col: the catalog's id and title columns (default ``item_id`` and the first title-like).
+      repeats: ``keep``, ``first`` or ``last`` (see :mod:`retrieval.interactions`).
+    """
+
+    interactions: str
+    embeddings: Optional[str] = None
+    catalog: Optional[str] = None
+    columns: Columns = Columns()
+    item_col: str = "item_id"
+    title_col: Optional[str] = None
+    repeats: str = "first"
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
@@ -95,84 +133,174 @@ def examples_dataset(examples: TrainingExamples, batch_size: int, seed: int, shu
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int) -> None:
+        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), max(int(total_steps), 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        span = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
+        progress = tf.clip_by_value((step - float(self.warmup_steps)) / span, 0.0, 1.0)
+        decayed = self.peak * 0.5 * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < float(self.warmup_steps), self.peak * (step + 1.0) / warmup, decayed)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+class ValidationRanking(tf.keras.callbacks.Callback):
+    """After each epoch: full-ranking HR@10 and NDCG@10 of the validation cases (history masked), put in the
+    epoch's logs as ``val_hr_10`` / ``val_ndcg_10`` (so TensorBoard and the history record them); stops after
+    ``patience`` epochs without a better NDCG@10 and restores the best epoch's weights."""
+
+    def __init__(self, towers_of, content: ContentLookup, cases: Sequence[EvalCase], catalog: Sequence[str],
+                 max_history: int, patience: int) -> None:
+        super().__init__()
+        self.towers_of, self.content, self.cases = towers_of, content, list(cases)
+        self.catalog, self.max_history, self.patience = list(catalog), max_history, patience
+        self.row = {item: n for n, item in enumerate(self.catalog)}
+        self.best, self.best_epoch, self.best_weights, self.wait = -1.0, -1, None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        from retrieval.evaluate import TowerScorer, case_ranks
+        from retrieval.metrics import hit_rate, ndcg
+
+        scorer = TowerScorer("validation", self.towers_of(self.model), self.content, self.catalog, self.max_history)
+        ranks = case_ranks(scorer, self.cases, self.row)
+        value = ndcg(ranks, 10)
+        if logs is not None:
+            logs["val_ndcg_10"], logs["val_hr_10"] = value, hit_rate(ranks, 10)
+        if value > self.best:
+            self.best, self.best_epoch, self.best_weights, self.wait = value, epoch, self.model.get_weights(), 0
+        else:
+            self.wait += 1
+            if self.patience and self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
 def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: ContentLookup,
                   examples: TrainingExamples, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
-                  *, epochs: int, batch_size: int, learning_rate: float, seed: int, desc: str = "train",
-                  progress: bool = True, validation: Optional[TrainingExamples] = None, patience: int = 0,
-                  catalog_ids: Optional[Sequence[str]] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
-    """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss per epoch...).
-
-    With ``validation`` and ``patience``, training stops when the validation top-k accuracy has not improved
-    for ``patience`` epochs, and the best epoch's weights are kept."""
+                  *, epochs: int, batch_size: int, learning_rate: float, seed: int, warmup_fraction: float = 0.05,
+                  desc: str = "train", progress: bool = True, validation: Sequence[EvalCase] = (),
+                  catalog_ids: Sequence[str] = (), max_history: int = 20, patience: int = 0,
+                  log_dir: Optional[str] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
+    """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss, and with ``validation``
+    ``val_ndcg_10`` / ``val_hr_10`` per epoch). With ``validation`` the best epoch's weights are kept;
+    ``patience`` stops early."""
     tf.keras.utils.set_random_seed(seed)
-    model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config,
-                          catalog_ids=catalog_ids if validation is not None else None)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))
-    callbacks = [_TqdmEpochs(epochs, desc, disable=not progress)]
-    val = examples_dataset(validation, 1024, seed, shuffle=False) if validation is not None else None
-    if val is not None and patience:
-        k = min(task_config.metric_ks)
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor=f"val_factorized_top_k/top_{k}_categorical_accuracy", mode="max", patience=patience,
-            restore_best_weights=True))
-    history = model.fit(examples_dataset(examples, batch_size, seed, logq=task_config.logq_correction), epochs=epochs, verbose=0,
-                        callbacks=callbacks, validation_data=val)
+    model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config)
+    steps = math.ceil(len(examples) / batch_size) * epochs
+    schedule = WarmupCosine(learning_rate, int(warmup_fraction * steps), steps)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=schedule))
+    callbacks: List[tf.keras.callbacks.Callback] = []
+    if validation:
+        callbacks.append(ValidationRanking(lambda m: rundir.Towers(tower_config, m.query_tower, m.candidate_tower),
+                                           content, validation, catalog_ids, max_history, patience))
+    callbacks.append(_TqdmEpochs(epochs, desc, disable=not progress))
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0))
+    history = model.fit(examples_dataset(examples, batch_size, seed, logq=task_config.logq_correction),
+                        epochs=epochs, verbose=0, callbacks=callbacks)
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def train_run(embeddings_path: str, interactions_path: str, out_dir: str, config: TrainConfig = TrainConfig(),
-              progress: bool = True, overwrite: bool = False) -> dict:
+def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], str]":
+    """The item table (ids, labels, content vectors), the catalog (or None) and where the content came from:
+    ``"embeddings"``, ``"catalog"`` (multi-hot of the catalog's columns) or ``"none"`` (ID-only: a zero
+    placeholder, every item of the interactions)."""
+    catalog = read_catalog(source.catalog, source.item_col, source.title_col) if source.catalog else None
+    if source.embeddings:
+        return read_embeddings(source.embeddings), catalog, "embeddings"
+    if catalog is not None:
+        return EmbeddingTable(np.asarray(catalog.ids), np.asarray([""] * len(catalog)),
+                              catalog_features(catalog)), catalog, "catalog"
+    return None, None, "none"
+
+
+def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfig(), progress: bool = True,
+              overwrite: bool = False) -> dict:
     """Train and write a run folder; returns the summary (also in ``run.json``)."""
     start = time.time()
-    table = read_embeddings(embeddings_path)
-    raw = read_interactions(interactions_path)
+    table, catalog, content_kind = load_items(source)
+    raw = read_interactions(source.interactions, source.columns, source.repeats)
+    if table is None:  # ID-only: every item of the log, with a zero placeholder for content
+        ids = sorted({i for items in raw.values() for i in items})
+        table = EmbeddingTable(np.asarray(ids), np.asarray([""] * len(ids)), np.zeros((len(ids), 1), np.float32))
+    tower = config.tower
+    if content_kind == "none":
+        tower = dataclasses.replace(tower, use_content=False, use_item_id=True, content_skip=False)
+    tower = dataclasses.replace(tower, max_positions=config.max_history)
+    config = dataclasses.replace(config, tower=tower)
     sequences, report = clean_sequences(raw, table.ids.tolist(), config.min_interactions)
     if not sequences:
-        raise ValueError(f"{interactions_path}: no usable users ({report.summary()})")
+        raise ValueError(f"{source.interactions}: no usable users ({report.summary()})")
     cold = choose_cold_items(table.ids.tolist(), config.cold_fraction, config.seed)
     split = leave_one_out(sequences, cold)
     examples = training_examples(split.train, config.max_history)
     item_vocab = training_items(split.train)
     user_vocab = sorted(split.train)
     content = ContentLookup(table.ids, table.vectors)
-    valid_examples = TrainingExamples(*cases_to_arrays(split.validation, config.max_history))
+    validation = split.validation
+    if len(validation) > VALIDATION_SAMPLE:
+        picks = np.random.default_rng(config.seed).choice(len(validation), VALIDATION_SAMPLE, replace=False)
+        validation = [validation[i] for i in sorted(picks)]
     common = dict(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                  seed=config.seed, progress=progress)
-    model, history = fit_two_tower(config.tower, config.task, content, examples, item_vocab, user_vocab,
-                                   desc="two-tower", validation=valid_examples, catalog_ids=table.ids.tolist(),
-                                   patience=config.patience, **common)
-    common["epochs"] = len(history["loss"])
-    id_model = id_history = None
-    if config.id_only_baseline:
-        id_model, id_history = fit_two_tower(id_only_config(config.tower), config.task, content, examples,
-                                             item_vocab, user_vocab, desc="id-only", **common)
-    summary = {
-        "users": len(sequences), "interactions": report.kept_interactions, "items": len(table),
-        "embedding_dim": table.dimension, "training_examples": len(examples), "training_items": len(item_vocab),
-        "cold_items": len(cold), "skipped_unknown_item_interactions": report.unknown_items,
-        "skipped_short_users": report.short_users,
-        "epochs": len(history["loss"]), "loss_first_epoch": history["loss"][0], "loss_last_epoch": history["loss"][-1],
-        "validation": {k[len("val_"):]: max(v) for k, v in history.items() if k.startswith("val_factorized")},
-        "seconds": round(time.time() - start, 1),
-    }
-    info = {
-        "train_config": config.to_dict(), "tower": config.tower.to_dict(),
-        "id_only_tower": id_only_config(config.tower).to_dict() if id_model is not None else None,
-        "embeddings_source": os.path.abspath(os.fspath(embeddings_path)),
-        "interactions_source": os.path.abspath(os.fspath(interactions_path)),
-        "cleaning": dataclasses.asdict(report), "history": history, "id_only_history": id_history,
-        "summary": summary,
-    }
+                  warmup_fraction=config.warmup_fraction, seed=config.seed, progress=progress)
     with rundir.staged_folder(out_dir, overwrite=overwrite) as tmp:
+        logs = os.path.join(tmp, rundir.TENSORBOARD)
+        model, history = fit_two_tower(config.tower, config.task, content, examples, item_vocab, user_vocab,
+                                       desc=f"two-tower ({tower.query})", validation=validation,
+                                       catalog_ids=table.ids.tolist(), max_history=config.max_history,
+                                       patience=config.patience, log_dir=os.path.join(logs, rundir.MAIN_MODEL),
+                                       **common)
+        id_model = id_history = None
+        if config.id_only_baseline and content_kind != "none":
+            id_model, id_history = fit_two_tower(id_only_config(tower), config.task, content, examples, item_vocab,
+                                                 user_vocab, desc="id-only", validation=validation,
+                                                 catalog_ids=table.ids.tolist(), max_history=config.max_history,
+                                                 patience=config.patience,
+                                                 log_dir=os.path.join(logs, rundir.ID_ONLY_MODEL), **common)
+        best = int(np.argmax(history["val_ndcg_10"]))
+        summary = {
+            "users": len(sequences), "interactions": report.kept_interactions, "items": len(table),
+            "content": content_kind, "embedding_dim": table.dimension, "training_examples": len(examples),
+            "training_items": len(item_vocab), "cold_items": len(cold),
+            "skipped_unknown_item_interactions": report.unknown_items, "skipped_short_users": report.short_users,
+            "epochs": len(history["loss"]), "best_epoch": best + 1, "loss_first_epoch": history["loss"][0],
+            "loss_last_epoch": history["loss"][-1],
+            "validation": {"NDCG@10": history["val_ndcg_10"][best], "HR@10": history["val_hr_10"][best],
+                           "users": len(validation)},
+            "seconds": round(time.time() - start, 1),
+        }
+        info = {
+            "train_config": config.to_dict(), "tower": tower.to_dict(),
+            "id_only_tower": id_only_config(tower).to_dict() if id_model is not None else None,
+            "has_content": content_kind != "none", "content": content_kind,
+            "embeddings_source": os.path.abspath(source.embeddings) if source.embeddings else None,
+            "interactions_source": os.path.abspath(os.fspath(source.interactions)),
+            "catalog_source": os.path.abspath(source.catalog) if source.catalog else None,
+            "repeats": source.repeats,
+            "cleaning": dataclasses.asdict(report), "history": history, "id_only_history": id_history,
+            "summary": summary,
+        }
         write_embeddings(os.path.join(tmp, rundir.EMBEDDINGS), table.ids, table.labels, table.vectors)
         write_interactions(os.path.join(tmp, rundir.INTERACTIONS), sequences)
+        if catalog is not None:
+            write_catalog(os.path.join(tmp, rundir.CATALOG), subset(catalog, table.ids.tolist()))
         rundir.write_lines(os.path.join(tmp, rundir.COLD_ITEMS), sorted(cold))
         rundir.write_lines(os.path.join(tmp, rundir.ITEM_VOCAB), item_vocab)
         rundir.write_lines(os.path.join(tmp, rundir.USER_VOCAB), user_vocab)
-        rundir.save_towers(rundir.Towers(config.tower, model.query_tower, model.candidate_tower),
+        rundir.save_towers(rundir.Towers(tower, model.query_tower, model.candidate_tower),
                            os.path.join(tmp, rundir.MAIN_MODEL))
         if id_model is not None:
-            rundir.save_towers(rundir.Towers(id_only_config(config.tower), id_model.query_tower,
+            rundir.save_towers(rundir.Towers(id_only_config(tower), id_model.query_tower,
                                              id_model.candidate_tower), os.path.join(tmp, rundir.ID_ONLY_MODEL))
         rundir.write_json(os.path.join(tmp, rundir.RUN_JSON), info)
     summary["cleaning"] = report.summary()

@@ -49,21 +49,51 @@ def test_csv_rows_are_ordered_by_timestamp(tmp_path):
     assert read_interactions(path) == {"u1": ["a", "b", "c"], "u2": ["z"]}
 
 
+def test_recbole_atomic_files_custom_columns_ties_and_repeats(tmp_path):
+    from retrieval.interactions import Columns
+
+    inter = tmp_path / "ml.inter"
+    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                     "7\t30\t4\t100\n7\t10\t3\t50\n7\t20\t5\t100\n8\t10\t1\t1\n7\t10\t2\t200\n")
+    # Equal timestamps keep file order (30 before 20); the repeat of 10 is kept, or the first/last kept.
+    assert read_interactions(inter) == {"7": ["10", "30", "20", "10"], "8": ["10"]}
+    assert read_interactions(inter, repeats="first")["7"] == ["10", "30", "20"]
+    assert read_interactions(inter, repeats="last")["7"] == ["30", "20", "10"]
+    custom = tmp_path / "log.csv"
+    custom.write_text("who,what,when\nu1,b,2021-01-02\nu1,a,2021-01-01\n")
+    assert read_interactions(custom, Columns("who", "what", "when")) == {"u1": ["a", "b"]}
+    assert read_interactions(custom, Columns("who", "what", None)) == {"u1": ["b", "a"]}  # file order
+    with pytest.raises(InteractionFileError, match="--user-col"):
+        read_interactions(custom)
+    headed = tmp_path / "headed.tsv"  # a .tsv with a header is a table, not pairs
+    headed.write_text("user_id\titem_id\ttimestamp\nu1\tb\t2\nu1\ta\t1\n")
+    assert read_interactions(headed) == {"u1": ["a", "b"]}
+
+
 def test_pairs_accept_microlens_style_lines(tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_text("u1\ta b c\nu2 d,e,f\n\nu1\tg\n")
     assert read_interactions(path) == {"u1": ["a", "b", "c", "g"], "u2": ["d", "e", "f"]}
 
 
-def test_bad_interaction_files_are_refused_clearly(tmp_path):
-    missing = tmp_path / "m.csv"
-    missing.write_text("user,item\nu1,a\n")
-    with pytest.raises(InteractionFileError, match="missing columns"):
-        read_interactions(missing)
-    bad_time = tmp_path / "t.csv"
-    bad_time.write_text("user_id,item_id,timestamp\nu1,a,yesterday\n")
-    with pytest.raises(InteractionFileError, match="row 2"):
-        read_interactions(bad_time)
+BAD_FILES = [
+    ("m.csv", "user,item\nu1,a\n", "missing columns"),
+    ("t.csv", "user_id,item_id,timestamp\nu1,a,yesterday\n", "line 2"),
+    ("n.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,b,\n", "line 3: missing timestamp"),
+    ("s.inter", "user_id:token\titem_id:token\ttimestamp:float\nu1\ta\t1\nu1\tb\n", "line 3: 2 fields"),
+    ("sp.csv", "user_id,item_id,timestamp\nu1,a b,1\n", "line 2: item id 'a b' holds whitespace"),
+]
+
+
+@pytest.mark.parametrize("name,text,match", BAD_FILES)
+def test_bad_interaction_files_are_refused_clearly(tmp_path, name, text, match):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InteractionFileError, match=match):
+        read_interactions(path)
+
+
+def test_unknown_interaction_format_is_refused(tmp_path):
     with pytest.raises(InteractionFileError, match="unknown format"):
         read_interactions(tmp_path / "x.json")
 
@@ -133,3 +163,65 @@ def test_metrics_on_a_hand_computed_five_item_ranking():
 def test_ties_count_against_the_target():
     ranks = target_ranks(np.zeros((1, 5)), np.array([0]))
     assert ranks.tolist() == [4]
+
+
+def _case(history, target):
+    from retrieval.splits import EvalCase
+
+    return EvalCase("u", tuple(history), target)
+
+
+def test_markov_follows_the_last_item_and_backs_off_to_popularity():
+    from retrieval.baselines import Markov
+
+    catalog = ["a", "b", "c", "d"]
+    train = {"u1": ["a", "b", "c"], "u2": ["a", "b", "d"], "u3": ["c", "d", "d", "d"]}
+    model = Markov(catalog, train)
+    after_a, after_unknown = model.scores([_case(["c", "a"], "b"), _case(["zz"], "b")])
+    assert np.argmax(after_a) == 1  # b followed a twice
+    assert after_a[1] >= 2 and after_a[0] < 1  # counts, plus a popularity term below one count
+    assert np.argmax(after_unknown) == 3 and after_unknown.max() < 1  # no known last item: popularity (d: 4)
+
+
+def test_ease_and_item_knn_score_co_consumed_items():
+    from retrieval.baselines import Ease, ItemKNN, TooLarge
+
+    catalog = ["a", "b", "c", "d", "e"]
+    train = {f"u{n}": (["a", "b"] if n % 2 else ["c", "d"]) + ["e"] for n in range(20)}
+    cases = [_case(["a"], "b"), _case(["c"], "d")]
+    for model in (ItemKNN(catalog, train), Ease(catalog, train).fit(10.0)):
+        scores = model.scores(cases)
+        assert scores.shape == (2, 5)
+        assert scores[0, 1] > scores[0, 2] and scores[1, 3] > scores[1, 0], type(model).__name__
+    ease = Ease(catalog, train)
+    tried = ease.tune(cases, lambda m, c: float(m.scores(c)[0, 1]), grid=(1.0, 100.0))
+    assert set(tried) == {1.0, 100.0} and ease.l2 == max(tried, key=tried.get)
+    with pytest.raises(TooLarge, match="5 catalog items is above its limit of 4"):
+        Ease(catalog, train, max_items=4)
+
+
+def test_markdown_table_marks_the_best_value():
+    from retrieval.metrics import format_markdown
+
+    text = format_markdown({"x": {"HR@10": 0.5, "NDCG@10": 0.2, "users": 3},
+                            "y": {"HR@10": 0.25, "NDCG@10": 0.3, "users": 3}}, ks=(10,))
+    lines = text.splitlines()
+    assert lines[0] == "| method | HR@10 | NDCG@10 | users |"
+    assert lines[2] == "| x | **0.5000** | 0.2000 | 3 |" and lines[3] == "| y | 0.2500 | **0.3000** | 3 |"
+
+
+def test_simulated_order_carries_signal_that_markov_finds():
+    from retrieval.baselines import Markov, MostPopular
+    from retrieval.metrics import hit_rate
+
+    table = synthetic_table(per_label=6)
+    seqs = simulate_interactions(table, SimulationConfig(users=300, min_length=8, max_length=14, follow=0.7,
+                                                         seed=2))
+    split = leave_one_out(seqs)
+    catalog = table.ids.tolist()
+    row = {item: n for n, item in enumerate(catalog)}
+    targets = np.asarray([row[c.target] for c in split.test])
+    exclude = [[row[i] for i in set(c.history)] for c in split.test]
+    hr = {type(m).__name__: hit_rate(target_ranks(m.scores(split.test), targets, exclude), 10)
+          for m in (Markov(catalog, split.train), MostPopular(catalog, split.train))}
+    assert hr["Markov"] > 2 * hr["MostPopular"], hr

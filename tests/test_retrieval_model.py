@@ -59,6 +59,15 @@ def test_towers_have_the_documented_shapes():
     assert q.shape == (3, 8 + 6) and c.shape == (3, 8 + 6)  # E + D with the content skip
     assert np.allclose(np.linalg.norm(c.numpy(), axis=1), 1, atol=1e-5)
     assert np.isfinite(q.numpy()).all()  # an all-padding history still gives a finite query
+    for kind in ("gru", "sasrec"):  # the sequential query towers over the same item encoder
+        seq_config = TowerConfig(embedding_dim=8, hidden_dims=(12,), query=kind, max_positions=2)
+        seq = QueryTower(seq_config, ["a", "b"])
+        out = embed_queries(seq, content, tf.constant([["a", "b", "c"], ["", "", ""], ["", "zz", "a"]]))
+        assert out.shape == (3, 8 + 6) and np.isfinite(out.numpy()).all(), kind
+        changed = embed_queries(seq, content, tf.constant([["b", "a", "c"]]))  # order matters
+        assert not np.allclose(out.numpy()[0], changed.numpy()[0]), kind
+    with pytest.raises(ValueError, match="unknown query tower 'lstm'"):
+        TowerConfig(query="lstm")
     plain = TowerConfig(embedding_dim=8, hidden_dims=(), content_skip=False)
     q2 = embed_queries(QueryTower(plain, ["a"]), content, tf.constant([["a", ""]]))
     c2 = embed_items(CandidateTower(plain, ["a"]), content, tf.constant(["a", "b"]))
@@ -70,6 +79,9 @@ def test_a_short_training_lowers_the_loss_and_skips_bad_rows(trained):
     with open(os.path.join(trained["run"], "run.json")) as handle:
         losses = json.load(handle)["history"]["loss"]
     assert len(losses) == 3 and losses[-1] < losses[0]
+    assert summary["validation"]["users"] == 150 and 0 < summary["validation"]["NDCG@10"] <= 1
+    logs = os.path.join(trained["run"], "tensorboard", "two_tower", "train")
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(logs))
     assert summary["skipped_unknown_item_interactions"] == 2 and summary["skipped_short_users"] == 1
     assert summary["users"] == 150 and summary["cold_items"] == 12
 
@@ -80,17 +92,20 @@ def test_evaluation_ranks_all_methods_on_the_same_split(trained):
 
     run = load_run(trained["run"])
     result = evaluate_run(run, progress=False)
-    methods = {"two-tower (content + id)", "content-only cosine", "most popular", "id-only two-tower"}
+    assert result["main"] == "two-tower bag (content + id)"
+    methods = {"two-tower bag (content + id)", "content-only cosine", "most popular", "id-only two-tower",
+               "item-to-item Markov", "item-kNN cosine", "EASE"}
     assert set(result["all"]) == methods and set(result["cold_start"]) == methods
+    assert result["settings"]["EASE"]["l2"] in (1.0, 10.0, 100.0, 1000.0) and result["skipped"] == []
     for row in result["all"].values():
         assert row["users"] == 150
         assert 0 <= row["HR@10"] <= row["HR@20"] <= row["HR@50"] <= 1
     # Users are category-focused: content beats popularity, and the trained model beats chance (10/124).
     assert result["all"]["content-only cosine"]["HR@10"] > result["all"]["most popular"]["HR@10"]
-    assert result["all"]["two-tower (content + id)"]["HR@10"] > 0.15
+    assert result["all"]["two-tower bag (content + id)"]["HR@10"] > 0.15
     # Cold targets: the two-tower model reaches them through content; the ID-only model cannot tell them apart.
     cold = result["cold_start"]
-    assert cold["two-tower (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
+    assert cold["two-tower bag (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
 
 
 def test_scann_and_bruteforce_agree_on_a_small_index():
@@ -219,7 +234,7 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     assert "20 users" in capsys.readouterr().out
     assert main(["evaluate", "--run", trained["run"], "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "cold start" in printed and "evaluate: two-tower HR@10" in printed
+    assert "cold start" in printed and "evaluate: two-tower bag (content + id) HR@10" in printed
     assert json.load(open(tmp_path / "m.json"))["all"]["most popular"]["users"] == 150
     item = trained["table"].ids[3]
     assert main(["recommend", "--run", trained["run"], "--item", item, "--k", "3"]) == 0
@@ -238,3 +253,40 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "NaN" in err and table.ids[5] in err
     assert not os.path.exists(tmp_path / "r")
+
+
+ML_INTER = """user_id:token\titem_id:token\trating:float\ttimestamp:float
+"""
+ML_ITEMS = """item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq
+"""
+
+
+@pytest.mark.slow
+def test_recbole_files_train_a_sasrec_run_that_returns_titles(tmp_path, capsys):
+    """A RecBole-style log and catalog (no embeddings: content from the catalog's columns), the sasrec tower,
+    then recommend and export return titles."""
+    rng = np.random.default_rng(0)
+    items = [f"{n}" for n in range(1, 41)]
+    inter, catalog = [ML_INTER], [ML_ITEMS]
+    for n, item in enumerate(items):
+        catalog.append(f"{item}\tFilm {item}\t{1990 + n % 5}\t{'Drama' if n % 2 else 'Comedy Action'}\n")
+    for u in range(60):
+        start = int(rng.integers(0, 30))
+        for t, item in enumerate(items[start:start + 6]):  # a shared order: item n is followed by n + 1
+            inter.append(f"{u}\t{item}\t4\t{1000 + t}\n")
+    (tmp_path / "x.inter").write_text("".join(inter))
+    (tmp_path / "x.item").write_text("".join(catalog))
+    run = str(tmp_path / "run")
+    assert main(["train", "--interactions", str(tmp_path / "x.inter"), "--items", str(tmp_path / "x.item"),
+                 "--output", run, "--tower", "sasrec", "--epochs", "2", "--embedding-dim", "8", "--max-history",
+                 "4", "--batch-size", "32", "--global-negatives", "8", "--no-id-only-baseline", "--quiet"]) == 0
+    assert "content: catalog; sasrec tower" in capsys.readouterr().out
+    assert main(["recommend", "--run", run, "--item", "7", "--k", "3"]) == 0
+    assert "Film " in capsys.readouterr().out
+    base = str(tmp_path / "models")
+    assert main(["export", "--run", run, "--model-base", base, "--index", "bruteforce", "--k", "3", "--quiet"]) == 0
+    model = tf.saved_model.load(os.path.join(base, "recommender_bruteforce", "1"))
+    out = model.signatures["serving_default"](history=tf.constant([["5", "6"]]))
+    titles = out["titles"].numpy().astype(str)[0].tolist()
+    ids = out["item_ids"].numpy().astype(str)[0].tolist()
+    assert titles == [f"Film {i}" for i in ids]

@@ -1,0 +1,193 @@
+"""Recommender benchmark: the query towers and every baseline on one log, and train + evaluate wall time.
+
+Quality (one log; towers compared on the validation split, every row on the test split of the same run)::
+
+    python benchmarks/recommender.py quality --interactions LOG [--items CATALOG] [--embeddings EMB] \\
+        --towers bag,gru,sasrec --output OUT
+
+trains one run per tower (no ID-only model), picks the tower with the best validation NDCG@10, retrains it
+with the ID-only baseline, evaluates every method on the test split, and prints Markdown tables (also in
+OUT/report.md and OUT/report.json).
+
+Simulated data::
+
+    python benchmarks/recommender.py simulate --items 1000 --users 3000 --output OUT/sim
+
+writes OUT/sim/items.npz (clustered 32-d content embeddings over the 31 categories) and
+OUT/sim/interactions.csv (the simulator's sessions, transitions and popularity drift).
+
+Scaling::
+
+    python benchmarks/recommender.py scale --sizes 10000,100000 --output OUT/scale
+
+simulates logs of about that many interactions and times train (fixed epochs, bag tower, ID-only baseline
+included) and evaluate (every baseline) on each.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_interface_for_model import LABELS  # noqa: E402
+from data_interface_for_model.embeddings_file import write_embeddings  # noqa: E402
+
+
+def simulated_items(n_items: int, dim: int = 32, seed: int = 0):
+    """(ids, labels, vectors): items spread over the 31 categories, clustered content vectors."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((len(LABELS), dim))
+    labels = rng.integers(0, len(LABELS), n_items)
+    vectors = (centers[labels] + 0.5 * rng.standard_normal((n_items, dim))).astype(np.float32)
+    ids = [f"{10_000_000 + n}" for n in range(n_items)]
+    return ids, [LABELS[i] for i in labels], vectors
+
+
+def simulate(folder: str, items: int, users: int, seed: int = 0, min_length: int = 6,
+             max_length: int = 30) -> dict:
+    from data_interface_for_model.embeddings_file import read_embeddings
+    from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
+
+    os.makedirs(folder, exist_ok=True)
+    emb = os.path.join(folder, "items.npz")
+    ids, labels, vectors = simulated_items(items, seed=seed)
+    write_embeddings(emb, ids, labels, vectors)
+    sequences = simulate_interactions(read_embeddings(emb), SimulationConfig(
+        users=users, min_length=min_length, max_length=max_length, seed=seed))
+    inter = os.path.join(folder, "interactions.csv")
+    write_interactions(inter, sequences)
+    return {"embeddings": emb, "interactions": inter,
+            "interactions_count": sum(len(v) for v in sequences.values()), "users": users, "items": items}
+
+
+def _train_eval(source, out: str, config, splits=("validation", "test")) -> dict:
+    from retrieval.evaluate import evaluate_run
+    from retrieval.rundir import load_run
+    from retrieval.train import train_run
+
+    start = time.perf_counter()
+    summary = train_run(source, out, config, progress=False, overwrite=True)
+    trained = time.perf_counter()
+    run = load_run(out)
+    results = {split: evaluate_run(run, split, progress=False) for split in splits}
+    return {"summary": summary, "train_s": trained - start, "evaluate_s": time.perf_counter() - trained,
+            "results": results}
+
+
+def quality(args: argparse.Namespace) -> int:
+    from retrieval.interactions import Columns
+    from retrieval.metrics import format_markdown
+    from retrieval.model import TaskConfig
+    from retrieval.towers import TowerConfig
+    from retrieval.train import DataSource, TrainConfig
+
+    source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
+                        columns=Columns(args.user_col, args.item_col, args.time_col))
+    report: dict = {"towers": {}, "command": " ".join(sys.argv)}
+    lines: List[str] = []
+    towers = [t for t in args.towers.split(",") if t]
+    base = TrainConfig(tower=TowerConfig(embedding_dim=args.embedding_dim), epochs=args.epochs,
+                       task=TaskConfig(global_negatives=args.global_negatives), max_history=args.max_history,
+                       batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+    lines += ["| query tower | validation NDCG@10 | validation HR@10 | test NDCG@10 | test HR@10 | epochs | "
+              "train s |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for tower in towers:
+        config = dataclasses.replace(base, tower=dataclasses.replace(base.tower, query=tower),
+                                     id_only_baseline=False)
+        out = _train_eval(source, os.path.join(args.output, tower), config)
+        main = out["results"]["test"]["main"]
+        val, test = out["results"]["validation"]["all"][main], out["results"]["test"]["all"][main]
+        report["towers"][tower] = {"validation": val, "test": test, "train_s": out["train_s"],
+                                   "epochs": out["summary"]["epochs"]}
+        lines.append(f"| {tower} | {val['NDCG@10']:.4f} | {val['HR@10']:.4f} | {test['NDCG@10']:.4f} | "
+                     f"{test['HR@10']:.4f} | {out['summary']['epochs']} | {out['train_s']:.0f} |")
+        print(lines[-1], flush=True)
+    best = max(towers, key=lambda t: report["towers"][t]["validation"]["NDCG@10"])
+    report["best_tower"] = best
+    config = dataclasses.replace(base, tower=dataclasses.replace(base.tower, query=best), id_only_baseline=True)
+    out = _train_eval(source, os.path.join(args.output, "best"), config, splits=("test",))
+    test = out["results"]["test"]
+    report["test"] = test
+    report["best_train_s"], report["best_evaluate_s"] = out["train_s"], out["evaluate_s"]
+    lines += ["", f"best tower on validation: {best}; test split, every method in the same run "
+                  f"({test['items']} items, {test['all'][test['main']]['users']} users):", "",
+              format_markdown(test["all"])]
+    if test["skipped"]:
+        lines += [""] + [f"({why})" for why in test["skipped"]]
+    if test["cold_start"]:
+        lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
+                  format_markdown(test["cold_start"])]
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.output, "report.md"), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    with open(os.path.join(args.output, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    return 0
+
+
+def scale(args: argparse.Namespace) -> int:
+    from retrieval.train import DataSource, TrainConfig
+
+    rows = ["| interactions | users | items | train s | evaluate s | epochs |", "|---:|---:|---:|---:|---:|---:|"]
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        users = max(size // 18, 10)  # the simulator's mean sequence length is 18
+        items = max(min(size // 50, 5000), 200)
+        data = simulate(os.path.join(args.output, f"sim{size}"), items, users, seed=args.seed)
+        config = TrainConfig(epochs=args.epochs, patience=0)
+        out = _train_eval(DataSource(interactions=data["interactions"], embeddings=data["embeddings"]),
+                          os.path.join(args.output, f"run{size}"), config, splits=("test",))
+        rows.append(f"| {data['interactions_count']} | {users} | {items} | {out['train_s']:.0f} | "
+                    f"{out['evaluate_s']:.0f} | {out['summary']['epochs']} |")
+        print(rows[-1], flush=True)
+    print("\n".join(rows))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("quality", help="towers and baselines on one log")
+    p.add_argument("--interactions", required=True)
+    p.add_argument("--items", help="item catalog (.item, .csv, .parquet)")
+    p.add_argument("--embeddings", help="item embeddings (.npz, .parquet)")
+    p.add_argument("--user-col", default="user_id")
+    p.add_argument("--item-col", default="item_id")
+    p.add_argument("--time-col", default="timestamp")
+    p.add_argument("--towers", default="bag,gru,sasrec")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--embedding-dim", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=0.01)
+    p.add_argument("--global-negatives", type=int, default=0)
+    p.add_argument("--max-history", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=quality)
+    p = verbs.add_parser("simulate", help="a simulated catalog and log")
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--users", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=lambda a: print(json.dumps(simulate(a.output, a.items, a.users, a.seed))) or 0)
+    p = verbs.add_parser("scale", help="train + evaluate wall time by log size")
+    p.add_argument("--sizes", default="10000,100000")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=scale)
+    args = parser.parse_args(argv)
+    os.makedirs(args.output, exist_ok=True)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""An item catalog: item id, title and any other columns, read from a user's file and carried in the run folder
+so that ``recommend`` and the exported models return titles.
+
+Formats, chosen by extension: RecBole atomic ``.item`` (tab-separated, typed header such as
+``item_id:token  movie_title:token_seq  release_year:token  class:token_seq``; the ``:type`` suffix is ignored),
+``.csv``, ``.tsv`` (with a header) and ``.parquet``. The id column is ``item_id`` unless told otherwise; the
+title column is the first of :data:`TITLE_COLUMNS` present unless told otherwise (none: titles are empty).
+
+:func:`catalog_features` turns the catalog's categorical columns into content vectors (multi-hot over the
+tokens of every column except the id and the title), for items that have metadata but no embedding.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from data_interface_for_model.atomic import atomic_write
+from retrieval.interactions import InteractionFileError, check_id
+
+TITLE_COLUMNS = ("title", "movie_title", "name", "caption", "text")
+
+
+@dataclasses.dataclass
+class Catalog:
+    """Items and their metadata.
+
+    Attributes:
+      ids: item ids ``[N]``.
+      titles: titles ``[N]`` (``""`` when unknown).
+      columns: every other column, name -> values ``[N]`` (strings).
+    """
+
+    ids: List[str]
+    titles: List[str]
+    columns: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+
+    def title_of(self) -> Dict[str, str]:
+        return dict(zip(self.ids, self.titles))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = None) -> Catalog:
+    """Read a catalog file (see the module docstring); duplicate or bad ids are errors naming the line."""
+    name = os.fspath(path)
+    lower = name.lower()
+    if lower.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(name)
+        header = list(table.column_names)
+        data = [[("" if v is None else str(v)) for v in table.column(c).to_pylist()] for c in header]
+        rows = [(n + 1, [col[n] for col in data]) for n in range(table.num_rows)]
+        unit = "row"
+    elif lower.endswith((".item", ".csv", ".tsv")):
+        with open(name, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter="," if lower.endswith(".csv") else "\t")
+            header = next(reader, None)
+            if header is None:
+                raise InteractionFileError(f"{name}: empty catalog")
+            header = [h.split(":", 1)[0].strip() for h in header]
+            rows = [(number, fields) for number, fields in enumerate(reader, start=2) if fields]
+        unit = "line"
+    else:
+        raise InteractionFileError(f"{name}: unknown catalog format (expected .item, .csv, .tsv or .parquet)")
+    if id_col not in header:
+        raise InteractionFileError(f"{name}: no id column {id_col!r} (have {header}; choose it with --item-col)")
+    if title_col is None:
+        title_col = next((c for c in TITLE_COLUMNS if c in header), None)
+    elif title_col not in header:
+        raise InteractionFileError(f"{name}: no title column {title_col!r} (have {header})")
+    ids: List[str] = []
+    seen = set()
+    columns: Dict[str, List[str]] = {c: [] for c in header}
+    for number, fields in rows:
+        if len(fields) != len(header):
+            raise InteractionFileError(f"{name} {unit} {number}: {len(fields)} fields, expected {len(header)}")
+        item = check_id(fields[header.index(id_col)], "item id", f"{name} {unit} {number}")
+        if item in seen:
+            raise InteractionFileError(f"{name} {unit} {number}: duplicate item id {item!r}")
+        seen.add(item)
+        ids.append(item)
+        for column, value in zip(header, fields):
+            columns[column].append(value)
+    titles = columns.pop(title_col) if title_col else [""] * len(ids)
+    columns.pop(id_col)
+    return Catalog(ids=ids, titles=titles, columns=columns)
+
+
+def write_catalog(path: str, catalog: Catalog) -> None:
+    """CSV (``item_id,title,<other columns>``), atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["item_id", "title", *catalog.columns])
+        for n, item in enumerate(catalog.ids):
+            writer.writerow([item, catalog.titles[n], *(values[n] for values in catalog.columns.values())])
+
+
+def catalog_features(catalog: Catalog, min_count: int = 2, max_tokens: int = 2000) -> np.ndarray:
+    """Multi-hot content vectors ``[N, T]`` over the ``T`` most frequent ``column=token`` pairs (tokens split on
+    whitespace) of every column except the id and the title, counted in at least ``min_count`` items;
+    an item with none of them gets a zero vector."""
+    counts: Dict[str, int] = {}
+    tokens_per_item: List[List[str]] = [[] for _ in catalog.ids]
+    for column, values in catalog.columns.items():
+        for n, value in enumerate(values):
+            for token in set(value.split()):
+                key = f"{column}={token}"
+                tokens_per_item[n].append(key)
+                counts[key] = counts.get(key, 0) + 1
+    vocab = sorted((k for k, c in counts.items() if c >= min_count), key=lambda k: (-counts[k], k))[:max_tokens]
+    index = {k: i for i, k in enumerate(vocab)}
+    vectors = np.zeros((len(catalog.ids), max(len(vocab), 1)), np.float32)
+    for n, keys in enumerate(tokens_per_item):
+        for key in keys:
+            if key in index:
+                vectors[n, index[key]] = 1.0
+    return vectors
+
+
+def subset(catalog: Catalog, ids: Sequence[str]) -> Catalog:
+    """The rows of ``ids`` (in that order; ids missing from the catalog get empty metadata)."""
+    row = {item: n for n, item in enumerate(catalog.ids)}
+    pick = [row.get(i) for i in ids]
+    return Catalog(ids=list(ids), titles=[catalog.titles[n] if n is not None else "" for n in pick],
+                   columns={c: [v[n] if n is not None else "" for n in pick] for c, v in catalog.columns.items()})
