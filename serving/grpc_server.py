@@ -80,7 +80,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             version, label = _spec_version(request.model_spec)
             served, signature, outputs = self.core.predict(
                 request.model_spec.name, version, label, request.model_spec.signature_name or None,
-                lambda sig: tensor_protos_to_arrays(request.inputs, sig, self.limits))
+                lambda sig: tensor_protos_to_arrays(request.inputs, sig, self.limits), entrypoint="GRPC")
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:

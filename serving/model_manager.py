@@ -201,7 +201,7 @@ class ModelManager:
 
     def __init__(self, configs: Sequence[ModelConfig], poll_interval_s: float = 1.0,
                  batching: Optional[BatchingConfig] = None, drain_timeout_s: float = 300.0,
-                 on_event: Optional[Callable[[str, str, int, str], None]] = None):
+                 on_event: Optional[Callable[[str, str, int, str], None]] = None, metrics=None):
         names = [c.name for c in configs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate model names in {names}")
@@ -212,6 +212,7 @@ class ModelManager:
         self.batching = batching
         self.drain_timeout_s = drain_timeout_s
         self._on_event = on_event
+        self.metrics = metrics  # serving.metrics.ServingMetrics or None
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -312,8 +313,12 @@ class ModelManager:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             servable.error = redact_paths(f"{type(exc).__name__}: {first_line}")[:1000]
             model.failed[version] = print_
+            if self.metrics:
+                self.metrics.load(f"{model.config.name}/{version}", False, time.monotonic() - started)
             self._event("load_failed", model.config.name, version, servable.error)
             return
+        if self.metrics:
+            self.metrics.load(f"{model.config.name}/{version}", True, time.monotonic() - started)
         with self._lock:
             servable.state = "AVAILABLE"
             model.serving[version] = servable
@@ -325,18 +330,30 @@ class ModelManager:
         try:
             return self._models[name]
         except KeyError:
-            raise not_found(f"Servable not found for request: model '{name}' is not served "
-                            f"(models: {self.model_names})") from None
+            raise not_found(f"Servable not found for request: Latest({name})") from None
 
     def resolve_version(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> Optional[int]:
-        """The version a request names (a label resolves through the model's labels map)."""
+        """The version a request names (a label resolves through the model's labels map; an unknown label is
+        INVALID_ARGUMENT, as in TF Serving)."""
         model = self._model(name)
         if label is not None:
             labels = model.config.version_labels
             if label not in labels:
-                raise not_found(f"model '{name}' has no version label '{label}' (labels: {sorted(labels)})")
+                raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
             return labels[label]
         return version
+
+    def check_labels(self, allow_unavailable: bool = False) -> None:
+        """TF Serving refuses a label that points at a version which is not serving (unless
+        ``--allow_version_labels_for_unavailable_models``): raise ValueError naming it."""
+        if allow_unavailable:
+            return
+        with self._lock:
+            for name, model in self._models.items():
+                for label, version in sorted(model.config.version_labels.items()):
+                    if version not in model.serving:
+                        raise ValueError(f"Request to assign label to version {version} of model {name}, which is "
+                                         f"not currently available for inference (label '{label}')")
 
     @contextlib.contextmanager
     def acquire(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> Iterator[ServableVersion]:
@@ -361,14 +378,14 @@ class ModelManager:
             servable.leave()
 
     def status(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> List[VersionStatus]:
-        """Every known version (or the one asked for), newest first, as GetModelStatus reports them."""
-        wanted = self.resolve_version(name, version, label)
+        """As GetModelStatus: the version asked for, else every known version newest first (a label does not
+        narrow it, as in TF Serving)."""
         with self._lock:
-            model = self._model(name)
-            versions = [model.history[v] for v in sorted(model.history, reverse=True)
-                        if wanted is None or v == wanted]
+            model = self._models.get(name)
+            versions = [] if model is None else [model.history[v] for v in sorted(model.history, reverse=True)
+                                                 if version is None or v == version]
         if not versions:
-            what = f"version {wanted} of model '{name}'" if wanted is not None else f"any versions of model '{name}'"
+            what = f"version {version} of model {name}" if version is not None else f"any versions of model {name}"
             raise not_found(f"Could not find {what}")
         return [VersionStatus(s.version, s.state, "UNKNOWN" if s.error else "OK", s.error or "") for s in versions]
 

@@ -10,7 +10,8 @@ from serving.grpc_server import GrpcServer
 from serving.layout import ModelConfig
 from serving.limits import Limits
 from serving.model_manager import ModelManager
-from serving.rest import RestServer
+from serving.metrics import ServingMetrics
+from serving.rest import METRICS_PATH, RestServer
 from serving.service import ServingCore
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ class ServerConfig:
     batching: Optional[BatchingConfig] = None
     drain_timeout_s: float = 300.0
     limits: Limits = dataclasses.field(default_factory=Limits)
+    #: where the REST port serves Prometheus metrics (TF Serving's path); None = no metrics page
+    metrics_path: Optional[str] = METRICS_PATH
+    #: TF Serving refuses labels that point at a version which is not serving, unless this is set
+    allow_version_labels_for_unavailable_models: bool = False
 
 
 class ModelServer:
@@ -34,17 +39,20 @@ class ModelServer:
 
     def __init__(self, models: Sequence[ModelConfig], config: ServerConfig = ServerConfig()):
         self.config = config
+        self.metrics = ServingMetrics() if config.metrics_path else None
         self.manager = ModelManager(models, poll_interval_s=config.poll_interval_s, batching=config.batching,
-                                    drain_timeout_s=config.drain_timeout_s)
-        self.core = ServingCore(self.manager)
+                                    drain_timeout_s=config.drain_timeout_s, metrics=self.metrics)
+        self.core = ServingCore(self.manager, self.metrics)
         self.rest: Optional[RestServer] = None
         self.grpc: Optional[GrpcServer] = None
 
     def start(self) -> "ModelServer":
         self.manager.start()
         try:
+            self.manager.check_labels(self.config.allow_version_labels_for_unavailable_models)
             if self.config.rest_port is not None:
-                self.rest = RestServer(self.core, self.config.host, self.config.rest_port, self.config.limits)
+                self.rest = RestServer(self.core, self.config.host, self.config.rest_port, self.config.limits,
+                                       metrics=self.metrics, metrics_path=self.config.metrics_path or METRICS_PATH)
                 self.rest.start()
             if self.config.grpc_port is not None:
                 self.grpc = GrpcServer(self.core, self.config.host, self.config.grpc_port, self.config.limits)

@@ -5,7 +5,9 @@ the same shape (REST prints them with protobuf's JSON mapping, as TF Serving doe
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+import contextlib
+import time
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
@@ -18,8 +20,25 @@ from serving.signatures import Signature
 class ServingCore:
     """Model status, metadata and predict, independent of the wire format."""
 
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, metrics=None):
         self.manager = manager
+        self.metrics = metrics  # serving.metrics.ServingMetrics or None
+
+    @contextlib.contextmanager
+    def recorded(self, model: str, api: str, entrypoint: str) -> Iterator[None]:
+        """Count the request and its latency under TF Serving's metric names (status: the canonical code)."""
+        started, status = time.perf_counter(), "OK"
+        try:
+            yield
+        except ServingError as exc:
+            status = exc.code
+            raise
+        except Exception:
+            status = "UNKNOWN"
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.request(model, api, entrypoint, status, time.perf_counter() - started)
 
     def status(self, name: str, version: Optional[int] = None,
                label: Optional[str] = None) -> get_model_status_pb2.GetModelStatusResponse:
@@ -43,17 +62,21 @@ class ServingCore:
         return spec, signature_map
 
     def predict(self, name: str, version: Optional[int], label: Optional[str], signature_name: Optional[str],
-                decode: Callable[[Signature], Dict[str, np.ndarray]]
+                decode: Callable[[Signature], Dict[str, np.ndarray]], entrypoint: str = "REST"
                 ) -> Tuple[int, Signature, Dict[str, np.ndarray]]:
         """Resolve the model version and signature, ``decode`` the request for it, run it.
 
         Returns (version served, signature, outputs). ``decode`` raises ServingError on bad input.
         """
-        if signature_name is not None and not isinstance(signature_name, str):
-            raise ServingError("INVALID_ARGUMENT", "\"signature_name\" must be a string")
-        with self.manager.acquire(name, version, label) as servable:
-            signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
-            arrays = decode(signature)
-            signature.check_inputs(arrays)
-            outputs = servable.run(signature, arrays)
-            return servable.version, signature, outputs
+        with self.recorded(name, "Predict", entrypoint):
+            if signature_name is not None and not isinstance(signature_name, str):
+                raise ServingError("INVALID_ARGUMENT", "\"signature_name\" must be a string")
+            with self.manager.acquire(name, version, label) as servable:
+                signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
+                arrays = decode(signature)
+                signature.check_inputs(arrays)
+                started = time.perf_counter()
+                outputs = servable.run(signature, arrays)
+                if self.metrics is not None:
+                    self.metrics.runtime(name, "Predict", time.perf_counter() - started)
+                return servable.version, signature, outputs

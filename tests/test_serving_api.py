@@ -98,7 +98,8 @@ def test_status_routes(http, url):
     one = http.get(f"{url}/v1/models/toy_classifier/versions/1").json()["model_version_status"]
     assert [s["version"] for s in one] == ["1"]
     canary = http.get(f"{url}/v1/models/toy_classifier/labels/canary").json()["model_version_status"]
-    assert [s["version"] for s in canary] == ["2"]
+    assert [s["version"] for s in canary] == ["2", "1"]  # TF Serving: a label does not narrow the status
+    assert http.get(f"{url}/v1/models/toy_classifier/labels/beta").status_code == 200
     health = http.get(f"{url}/healthz")
     assert health.status_code == 200 and health.json()["models"] == {"toy_classifier": ["1", "2"],
                                                                      "toy_recommender": ["1"]}
@@ -206,8 +207,7 @@ def test_predict_errors(http, url, body, status, words):
     ("POST", "/v1/models/nope:predict", 404, "nope"),
     ("GET", "/v1/models/toy_classifier/versions/7", 404, "version 7"),
     ("POST", "/v1/models/toy_classifier/versions/7:predict", 404, "Specific(toy_classifier, 7)"),
-    ("GET", "/v1/models/toy_classifier/labels/beta", 404, "label 'beta'"),
-    ("POST", "/v1/models/toy_classifier/labels/beta:predict", 404, "label 'beta'"),
+    ("POST", "/v1/models/toy_classifier/labels/beta:predict", 400, "Unrecognized servable version label: beta"),
     ("GET", "/v1/models/toy_classifier/versions/x1", 400, "not a number"),
     ("GET", "/v2/whatever", 404, "Malformed request"),
     ("POST", "/v1/models/toy_classifier:classify", 501, "not implemented"),
@@ -278,6 +278,46 @@ def test_video_helpers_encode_classify_and_embed(server, url, reference, tmp_pat
             client.close()
 
 
+def test_prometheus_metrics_with_tf_serving_names(server, url, http, channel):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = {"signature_name": "numeric", "inputs": {"x": [[1.0, 2.0]], "k": [1]}}
+    assert http.post(f"{url}/v1/models/toy_classifier:predict", json=body).status_code == 200
+    assert http.post(f"{url}/v1/models/toy_classifier:predict", json={"instances": []}).status_code == 400
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(_request(), timeout=30)
+    page = http.get(f"{url}/monitoring/prometheus/metrics")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/plain")
+    assert "# TYPE :tensorflow:serving:request_count counter" in page.text
+    samples = {}
+    for family in text_string_to_metric_families(page.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+
+    def value(name, **labels):  # the parser reads a counter's samples as <name>_total
+        found = samples.get(name, []) + samples.get(name + "_total", [])
+        return sum(v for got, v in found if all(got.get(k) == w for k, w in labels.items()))
+
+    assert value(":tensorflow:serving:request_count", model_name="toy_classifier", status="OK") >= 2
+    assert value(":tensorflow:serving:request_count", model_name="toy_classifier", status="INVALID_ARGUMENT") >= 1
+    for entrypoint in ("REST", "GRPC"):
+        assert value(":tensorflow:serving:request_latency_count", model_name="toy_classifier", API="Predict",
+                     entrypoint=entrypoint) >= 1
+    assert value(":tensorflow:serving:request_latency_bucket", model_name="toy_classifier", le="+Inf") >= 3
+    assert value(":tensorflow:serving:runtime_latency_count", model_name="toy_classifier") >= 2
+    assert value(":tensorflow:cc:saved_model:load_attempt_count", model_path="toy_classifier/2", status="success") == 1
+    assert value(":tensorflow:cc:saved_model:load_latency", model_path="toy_recommender/1") > 0
+
+
+def test_labels_must_point_at_available_versions(model_base):
+    models = [ModelConfig("toy_recommender", f"{model_base}/toy_recommender", version_labels={"stable": 9})]
+    with pytest.raises(ValueError, match="version 9 of model toy_recommender"):
+        ModelServer(models, ServerConfig(rest_port=None, grpc_port=None, poll_interval_s=0)).start()
+    config = ServerConfig(rest_port=None, grpc_port=None, poll_interval_s=0,
+                          allow_version_labels_for_unavailable_models=True)
+    with ModelServer(models, config) as running:
+        assert running.health() == {"toy_recommender": [1]}
+
+
 # ----------------------------------------------------------------------------------------------- gRPC
 def _request(version=None, label=None, signature=""):
     request = predict_pb2.PredictRequest()
@@ -315,7 +355,7 @@ def test_grpc_errors(channel):
     unknown.model_spec.name = "nope"
     cases.append((unknown, grpc.StatusCode.NOT_FOUND))
     cases.append((_request(version=9), grpc.StatusCode.NOT_FOUND))
-    cases.append((_request(label="beta"), grpc.StatusCode.NOT_FOUND))
+    cases.append((_request(label="beta"), grpc.StatusCode.INVALID_ARGUMENT))
     cases.append((_request(signature="nope"), grpc.StatusCode.FAILED_PRECONDITION))
     wrong_dtype = _request()
     wrong_dtype.inputs["brief"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 2.0], np.float32)))
