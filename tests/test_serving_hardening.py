@@ -146,7 +146,7 @@ def test_grpc_typed_and_packed_encodings_both_accepted(server):
 
 def test_grpc_concurrency_is_capped():
     class SlowCore:
-        def predict(self, *args):
+        def predict(self, *args, **kwargs):
             time.sleep(1.0)
             raise ServingError("NOT_FOUND", "nothing here")
 
