@@ -1,0 +1,196 @@
+"""Apache Beam benchmark: items/s of `prepare` and `embed` on DirectRunner against the in-process paths.
+
+For each of two sizes of the same dataset (the whole root, and a subset of ``--small-per-label`` items per
+label copied from it), it times:
+
+1. prepare, in-process pool (``prepare_dataset``, ``--workers`` 1 and 2 processes);
+2. prepare, Beam DirectRunner ``multi_processing`` with 1 and 2 worker processes (``prepare_with_beam``);
+3. embed, single process (the classifier's ``embed_dataset``: the Keras embedder over the prepared shards);
+4. embed, Beam RunInference over the exported embedder, ``multi_processing`` with 1 and 2 workers.
+
+From the two sizes it separates the fixed cost of a run (pipeline construction, worker start-up, model
+loading) from the marginal per-item rate, and projects the wall time of ``--project-items`` items (the real
+dataset: 562,342) on N workers of the same speed: ``fixed + items / (N * per-worker rate)``.
+
+The model is an untrained seed-baseline run at the prepared config (``--frames``/``--image-size``) unless
+``--run`` names a trained run with an export (its embedder is then used; weights do not change the cost, the
+architecture does).
+
+Usage::
+
+    xinpianchang data make-demo --output data/demo --per-category 6 --seed 0
+    python benchmarks/beam.py --data-root data/demo --output beam_benchmark.json
+
+Prints one line per measurement and the projection; writes everything as JSON with ``--output``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_interface_for_model import LayoutReader, defaults  # noqa: E402  (no TensorFlow at import)
+from data_interface_for_model.cli import add_data_root, add_frames, add_image_size, positive_int  # noqa: E402
+
+FULL_DATASET_ITEMS = 562_342
+
+
+def subset_root(root: str, per_label: int, target: str) -> int:
+    """``target`` holds copies of the first ``per_label`` items of each label of ``root``; how many."""
+    count = 0
+    taken: Dict[str, int] = {}
+    for item in LayoutReader(root):
+        if taken.get(item.label, 0) >= per_label:
+            continue
+        taken[item.label] = taken.get(item.label, 0) + 1
+        shutil.copytree(item.folder, os.path.join(target, item.label, item.mp4_id))
+        count += 1
+    return count
+
+
+def _line(name: str, items: int, seconds: float) -> Dict[str, float]:
+    rate = items / seconds if seconds > 0 else 0.0
+    print(f"{name:<44} {items:>5} items {seconds:8.1f} s {rate:8.1f} items/s", flush=True)
+    return {"items": items, "seconds": seconds, "items_per_second": rate}
+
+
+def time_prepare(root: str, work: str, frames: int, size: int, workers: List[int]) -> Dict[str, dict]:
+    from data_interface_for_model.beam_prepare import BeamOptions, prepare_with_beam
+    from data_interface_for_model.prepare import prepare_dataset
+
+    out = {}
+    for count in workers:
+        started = time.perf_counter()
+        report = prepare_dataset(root, os.path.join(work, f"pool{count}"), frames, size, workers=count,
+                                 progress=False, force=True)
+        out[f"prepare_pool_{count}"] = _line(f"prepare, in-process pool, {count} workers", report.num_examples,
+                                             time.perf_counter() - started)
+        started = time.perf_counter()
+        report = prepare_with_beam(root, os.path.join(work, f"beam{count}"), frames, size, force=True,
+                                   beam_options=BeamOptions(workers=count, running_mode="multi_processing"))
+        out[f"prepare_beam_{count}"] = _line(f"prepare, Beam DirectRunner multi_processing, {count}",
+                                             report.num_examples, time.perf_counter() - started)
+    return out
+
+
+def time_embed(root: str, work: str, run_dir: str, embedder: str, frames: int, size: int,
+               workers: List[int]) -> Dict[str, dict]:
+    from baseline_model.beam_inference import run_beam_inference
+    from baseline_model.embed import embed_dataset
+    from baseline_model.run import load_run
+    from baseline_model import data as data_lib
+    from data_interface_for_model.beam_prepare import BeamOptions
+
+    data_dir = os.path.join(work, "embed_data")
+    out = {}
+    run = load_run(run_dir)
+    # prepared once, outside the timings, as embed_dataset prepares it (the run's split seed)
+    data_lib.prepare(dataclasses.replace(run.train_config, data_root=root, data_dir=data_dir), run.model_config)
+    started = time.perf_counter()
+    ids, _, _ = embed_dataset(run, root, data_dir)
+    out["embed_single"] = _line("embed, single process (Keras)", len(ids), time.perf_counter() - started)
+    for count in workers:
+        started = time.perf_counter()
+        report = run_beam_inference(embedder, data_dir, os.path.join(work, f"embed{count}"), "embed", frames, size,
+                                    beam_options=BeamOptions(workers=count, running_mode="multi_processing"))
+        out[f"embed_beam_{count}"] = _line(f"embed, Beam RunInference multi_processing, {count}", report.items,
+                                           time.perf_counter() - started)
+    return out
+
+
+def seed_run(work: str, frames: int, size: int) -> str:
+    """An untrained seed-baseline run at ``frames``/``size``, exported under ``RUN/export``."""
+    from baseline_model.config import TrainConfig, save_run_config
+    from baseline_model.export import export_run
+    from baseline_model.kinds import SeedBaselineConfig
+    from baseline_model.models import build_seed_baseline
+    from data_interface_for_model.categories import LABELS
+
+    run_dir = os.path.join(work, "run")
+    config = SeedBaselineConfig(num_frames=frames, image_size=size)
+    model = build_seed_baseline(config, ["beach sand waves", "city skyline at night", "stars in the sky"])
+    save_run_config(run_dir, config, TrainConfig(output=run_dir), LABELS)
+    model.save(os.path.join(run_dir, "model.keras"))
+    export_run(run_dir)
+    return run_dir
+
+
+def project(small: Dict[str, dict], big: Dict[str, dict], items: int, nodes: List[int]) -> Dict[str, dict]:
+    """Fixed cost and marginal rate of each measurement from two sizes; the wall time of ``items`` on N workers
+    (a worker with the speed of one process here; the 1-worker marginal rate scaled by N)."""
+    out = {}
+    for name, b in big.items():
+        s = small[name]
+        extra = b["seconds"] - s["seconds"]
+        rate = (b["items"] - s["items"]) / extra if extra > 0 else b["items_per_second"]
+        fixed = max(0.0, s["seconds"] - s["items"] / rate)
+        out[name] = {"fixed_seconds": fixed, "marginal_items_per_second": rate}
+        print(f"{name:<20} fixed {fixed:6.1f} s, marginal {rate:7.1f} items/s", flush=True)
+    for name in [n for n in out if n.endswith("_1") and "beam" in n]:
+        fixed, rate = out[name]["fixed_seconds"], out[name]["marginal_items_per_second"]
+        out[name]["projection_hours"] = {
+            str(n): (fixed + items / (n * rate)) / 3600 for n in nodes}
+        print(f"{name}: {items} items on " + ", ".join(
+            f"{n} workers {hours:.2f} h" for n, hours in out[name]["projection_hours"].items()), flush=True)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_root(parser)
+    add_frames(parser)
+    add_image_size(parser)
+    parser.add_argument("--small-per-label", type=positive_int, default=2,
+                        help="items per label of the small subset (default 2)")
+    parser.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2],
+                        help="worker processes to compare (default 1 2)")
+    parser.add_argument("--run", help="a trained run with an export (default: an untrained seed baseline)")
+    parser.add_argument("--skip-embed", action="store_true", help="time prepare only")
+    parser.add_argument("--project-items", type=positive_int, default=FULL_DATASET_ITEMS,
+                        help=f"items of the projection (default {FULL_DATASET_ITEMS}: the real dataset)")
+    parser.add_argument("--nodes", type=positive_int, nargs="+", default=[1, 8, 32, 128],
+                        help="worker counts of the projection (default 1 8 32 128)")
+    parser.add_argument("--output", help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+
+    work = tempfile.mkdtemp(prefix="beam-bench-")
+    try:
+        small_root = os.path.join(work, "small")
+        sizes = {"small": (small_root, subset_root(args.data_root, args.small_per_label, small_root)),
+                 "big": (os.path.abspath(args.data_root), sum(1 for _ in LayoutReader(args.data_root)))}
+        results: Dict[str, dict] = {"frames": args.frames, "image_size": args.image_size,
+                                    "cpus": len(os.sched_getaffinity(0)), "load_average": os.getloadavg()}
+        if not args.skip_embed:
+            run_dir = args.run or seed_run(work, args.frames, args.image_size)
+            from data_interface_for_model.tf_serving_format import list_versions
+
+            embedder = list_versions(os.path.join(run_dir, "export", "embedder"))
+            embedder = embedder[max(embedder)]
+        for size_name, (root, count) in sizes.items():
+            print(f"--- {size_name}: {count} items ({root})", flush=True)
+            folder = os.path.join(work, size_name)
+            os.makedirs(folder, exist_ok=True)
+            results[size_name] = time_prepare(root, folder, args.frames, args.image_size, args.workers)
+            if not args.skip_embed:
+                results[size_name].update(time_embed(root, folder, run_dir, embedder, args.frames,
+                                                     args.image_size, args.workers))
+        results["projection"] = project(results["small"], results["big"], args.project_items, args.nodes)
+        results["load_average_after"] = os.getloadavg()
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                json.dump(results, handle, indent=1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
