@@ -5,7 +5,8 @@ Groups mirror the packages::
     xinpianchang data        make-demo | download | check | aggregate | stats | prepare
     xinpianchang classifier  train | evaluate | export | embed | predict
     xinpianchang recommender simulate | train | evaluate | recommend | export
-    xinpianchang serving     export | serve | ...
+    xinpianchang music       index | train | evaluate | recommend | export
+    xinpianchang serving     export | serve | catalog | ...
 
 ``python -m <package> VERB`` and ``python train_multimodal_baseline_model.py`` are aliases of the same
 parsers. Each package's ``__main__`` module contributes its verbs through ``add_verbs(subparsers)`` and
@@ -26,7 +27,9 @@ GROUPS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
                    ("baseline_model.__main__",)),
     "recommender": ("two-tower recommenders over the classifier's embeddings: simulate, train, evaluate, "
                     "recommend, export", ("retrieval.__main__",)),
-    "serving": ("export runs in TF Serving's layout and serve them (REST, gRPC, metrics)",
+    "music": ("background music for videos (DecCM): index a library, train, evaluate, recommend, export",
+              ("retrieval.music.cli",)),
+    "serving": ("export runs in TF Serving's layout and serve them (REST, gRPC, metrics, catalog)",
                 ("serving.__main__",)),
 }
 PROG = "xinpianchang"
