@@ -114,6 +114,11 @@ def test_bucket():
 
 def test_bucket_scan_matches_local_scan_and_decodes_through_a_local_copy(demo_copy, test_bucket):
     _damage(demo_copy)
+    items = list(LayoutReader(demo_copy))
+    open(items[20].txt_path, "w").write("{[")  # malformed
+    open(items[30].cover_path, "wb").close()  # empty
+    os.makedirs(os.path.join(demo_copy, "Zebras", "9"))
+    open(os.path.join(demo_copy, "Zebras", "9", "9.txt"), "w").write("{}")
     tasks, skipped, found = scan_root(demo_copy)
     remote_tasks, remote_skipped, remote_found = scan_root(BUCKET + demo_copy)
 
@@ -124,6 +129,7 @@ def test_bucket_scan_matches_local_scan_and_decodes_through_a_local_copy(demo_co
     assert [{k: unprefixed(v) for k, v in dataclasses.asdict(t).items()} for t in remote_tasks] == \
         [dataclasses.asdict(t) for t in tasks]
     assert [{k: unprefixed(v) for k, v in s.items()} for s in remote_skipped] == skipped
+    assert {"unknown_label", "malformed_txt", "empty_file", "empty_brief"} <= {s["kind"] for s in skipped}
 
     from data_interface_for_model.decoding import encode_item
 
