@@ -181,8 +181,7 @@ def _add_simulate(verbs) -> None:
 
 
 def _add_train(verbs) -> None:
-    from retrieval.interactions import REPEATS
-    from retrieval.towers import QUERY_TOWERS
+    from retrieval.defaults import QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -202,9 +201,9 @@ def _add_train(verbs) -> None:
     p.add_argument("--time-col", default="timestamp",
                    help="time column (default timestamp; 'none': file order is time order)")
     p.add_argument("--title-col", help="title column of the catalog (default: title, movie_title, name...)")
-    p.add_argument("--repeats", choices=REPEATS, default="first",
-                   help="repeated user-item pairs: keep every one, or only the first/last (default first)")
-    p.add_argument("--tower", choices=QUERY_TOWERS, default="bag", help="query tower (default bag)")
+    p.add_argument("--repeats", choices=REPEATS, default=REPEAT,
+                   help=f"repeated user-item pairs: keep every one, or only the first/last (default {REPEAT})")
+    p.add_argument("--tower", choices=QUERY_TOWERS, default=QUERY_TOWER, help=f"query tower (default {QUERY_TOWER})")
     p.add_argument("--blocks", type=positive_int, default=2, help="sasrec: Transformer blocks (default 2)")
     p.add_argument("--heads", type=positive_int, default=2, help="sasrec: attention heads (default 2)")
     p.add_argument("--dropout", type=_probability, default=0.1, help="sasrec: dropout (default 0.1)")

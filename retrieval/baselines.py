@@ -144,14 +144,14 @@ class Ease:
                            f"(a dense {n} x {n} inverse)")
         self.row = {str(i): k for k, i in enumerate(catalog_ids)}
         x = training_matrix(train, self.row)
-        gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
-        self.eigenvalues, self.eigenvectors = np.linalg.eigh(gram)  # once; each L2 weight is then a product
+        self.gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
         self.l2: Optional[float] = None
         self.weights: Optional[np.ndarray] = None
 
     def fit(self, l2: float) -> "Ease":
-        v = self.eigenvectors
-        inverse = (v / (np.maximum(self.eigenvalues, 0.0) + l2)) @ v.T
+        regularised = self.gram.copy()
+        regularised[np.diag_indices_from(regularised)] += l2
+        inverse = np.linalg.inv(regularised)
         weights = -inverse / np.diag(inverse)[None, :]
         np.fill_diagonal(weights, 0.0)
         self.l2, self.weights = float(l2), weights.astype(np.float32)

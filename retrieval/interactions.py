@@ -39,6 +39,7 @@ import numpy as np
 
 from data_interface_for_model.atomic import atomic_output_path, atomic_write
 from data_interface_for_model.embeddings_file import EmbeddingTable
+from retrieval.defaults import REPEATS
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 Sequences = Dict[str, List[str]]
 
 PAIRS_EXTENSIONS = (".tsv", ".txt", ".pairs")
-REPEATS = ("keep", "first", "last")
 _SPLIT = re.compile(r"[\s,]+")
 _BAD_ID = re.compile(r"[\s,\x00-\x1f]")
 

@@ -30,8 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-
-QUERY_TOWERS = ("bag", "gru", "sasrec")
+from retrieval.defaults import QUERY_TOWER, QUERY_TOWERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ class TowerConfig:
     id_dropout: float = 0.1
     recency_decay: float = 0.7
     content_skip: bool = True
-    query: str = "bag"
+    query: str = QUERY_TOWER
     max_positions: int = 50
     blocks: int = 2
     heads: int = 2

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
 from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
+from retrieval.defaults import REPEAT
 from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
@@ -98,7 +99,7 @@ class DataSource:
     columns: Columns = Columns()
     item_col: str = "item_id"
     title_col: Optional[str] = None
-    repeats: str = "first"
+    repeats: str = REPEAT
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
