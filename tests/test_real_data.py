@@ -258,3 +258,119 @@ def test_artefact_check_on_a_built_set(stamps, tmp_path):
     for probe in ("background", "motion", "softness", "colour"):
         assert 0.0 <= result[probe]["accuracy"] <= 1.0
         assert result[probe]["interval"][0] <= result[probe]["accuracy"] <= result[probe]["interval"][1]
+
+
+# --------------------------------------------------------------------------------------------- GCompris
+def _write_rcc(path, files, compress=True):
+    """A Qt resource bundle (format 2) holding ``files`` {path: bytes}, for the reader to read back."""
+    import struct
+    import zlib
+
+    tree = {}
+    for name, data in files.items():
+        node = tree
+        parts = name.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = data
+    nodes, first, i = [("", tree)], {}, 0
+    while i < len(nodes):
+        if isinstance(nodes[i][1], dict):
+            first[i] = len(nodes)
+            nodes.extend(sorted(nodes[i][1].items()))
+        i += 1
+    names, tree_bytes, payload = bytearray(b"\0" * 6), bytearray(), bytearray()
+    for i, (name, content) in enumerate(nodes):
+        offset = len(names)
+        names.extend(struct.pack(">HI", len(name), 0) + name.encode("utf-16-be"))
+        if isinstance(content, dict):
+            tree_bytes += struct.pack(">IHII", offset if i else 0, 2, len(content), first[i]) + b"\0" * 8
+        else:
+            raw = struct.pack(">I", len(content)) + zlib.compress(content) if compress else content
+            tree_bytes += struct.pack(">IHHHI", offset, int(compress), 0, 0, len(payload)) + b"\0" * 8
+            payload += struct.pack(">I", len(raw)) + raw
+    header = b"qres" + struct.pack(">IIII", 2, 20, 20 + len(tree_bytes), 20 + len(tree_bytes) + len(payload))
+    with open(path, "wb") as handle:
+        handle.write(header + tree_bytes + payload + names)
+
+
+def _webp(seed, size=(200, 150)):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(3, 4, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(base).resize(size, Image.BICUBIC).save(buffer, format="WEBP")
+    return buffer.getvalue()
+
+
+def _credits(*blocks):
+    return "\n\n".join(f"Copyright: {who}\nSource: {source}\nLicense: {lic}\nFiles:\n" + "\n".join(files)
+                       for who, source, lic, files in blocks).encode("utf-8")
+
+
+@pytest.fixture
+def gcompris_dir(tmp_path):
+    root = tmp_path / "rcc"
+    root.mkdir()
+    images = "gcompris/src/activities/categorization/resource/images/"
+    fish = _webp(1)
+    _write_rcc(str(root / "categorization.rcc"), {
+        images + "fishes/README": _credits(
+            ("A", "https://commons.wikimedia.org/wiki/File:Common_clownfish.jpg", "Public Domain", ["fish1.webp"]),
+            ("B", "https://commons.wikimedia.org/wiki/File:Discus_fish_(10765052495).jpg", "CC0-1.0",
+             ["fish2.webp", "fish3.webp"])),
+        images + "fishes/fish1.webp": fish,
+        images + "fishes/fish2.webp": _webp(2),
+        images + "fishes/fish3.webp": fish,                       # the same photo again
+        images + "fishes/fish4.webp": _webp(4),                   # no credit
+        images + "tools/README": _credits(
+            ("C", "https://publicdomainpictures.net/en/view-image.php?image=1&picture=single-hammer",
+             "CC0-1.0", ["hammer.webp"]),
+            ("D", "https://commons.wikimedia.org/wiki/File:Claw-hammer.jpg", "Public Domain", ["claw.webp"])),
+        images + "tools/hammer.webp": _webp(5, (150, 200)),
+        images + "tools/claw.webp": _webp(6),
+    })
+    board = ('QtObject { property var tab: [ { "title": qsTr("Horse"), "image2": '
+             '"qrc:/gcompris/src/activities/explore_farm_animals/resource/animals/horse.webp" },\n'
+             '{ "title": qsTr("Cow"), "image2": '
+             '"qrc:/gcompris/src/activities/explore_farm_animals/resource/animals/cow.webp" } ] }')
+    farm = "gcompris/src/activities/explore_farm_animals/resource/"
+    _write_rcc(str(root / "explore_farm_animals.rcc"), {
+        farm + "board/board1.qml": board.encode("utf-8"),
+        farm + "animals/README": _credits(
+            ("E", "https://commons.wikimedia.org/wiki/File:Horse_x.jpg", "Public Domain", ["horse.webp"]),
+            ("F", "https://commons.wikimedia.org/wiki/File:Cow_y.jpg", "CC-BY-SA 4.0", ["cow.webp"])),
+        farm + "animals/horse.webp": _webp(7, (1024, 768)),
+        farm + "animals/cow.webp": _webp(8, (1024, 683)),
+    }, compress=False)
+    return str(root)
+
+
+def test_qt_resource_reader_and_credits(gcompris_dir):
+    from benchmarks.real_data import gcompris
+
+    files = gcompris.read_rcc(os.path.join(gcompris_dir, "categorization.rcc"))
+    fishes = "gcompris/src/activities/categorization/resource/images/fishes/"
+    assert files[fishes + "fish1.webp"] == files[fishes + "fish3.webp"] != files[fishes + "fish2.webp"]
+    credits = gcompris.parse_credits(files[fishes + "README"].decode())
+    assert credits["fish3.webp"]["license"] == "CC0-1.0" and set(credits) == {"fish1.webp", "fish2.webp", "fish3.webp"}
+    assert gcompris.title_from_source("https://commons.wikimedia.org/wiki/File:Amagasedam-d6ebeb2d.JPG") == "Amagasedam"
+    with pytest.raises(gcompris.ResourceError):
+        gcompris.read_rcc(__file__)
+
+
+def test_gcompris_set(gcompris_dir, tmp_path):
+    out = str(tmp_path / "gcompris")
+    summary = build_photos.build(out, _config("unused", source="gcompris", gcompris_dir=gcompris_dir,
+                                              min_per_label=1, background="mixed"))
+    assert summary["labels"] == {"animal": 2, "fish": 2, "tool": 2}
+    assert summary["skipped"] == {"no credit": 1, "duplicate photo": 1}
+    with open(os.path.join(out, "multimodal_data_info.json"), encoding="utf-8") as handle:
+        records = {r["mp4_txt_brief"]: r for r in map(json.loads, handle)}
+    assert set(records) == {"Common clownfish", "Discus fish", "single hammer", "Claw hammer", "Horse", "Cow"}
+    assert records["Cow"]["license"].startswith("CC-BY-SA 4.0 (credit: F; ")
+    assert records["Horse"]["caption_source"] == "GCompris' title for the photo"
+    assert records["Discus fish"]["source_file"].startswith("categorization.rcc:gcompris/")
+    for record in records.values():
+        assert record["mp4_id"].startswith("gc")
+        with Image.open(os.path.join(out, record["video_label"], record["mp4_id"], record["mp4_id"] + ".jpeg")) as im:
+            assert im.size == (64, 48)

@@ -1,24 +1,33 @@
 """Build a small REAL labelled set in the xinpianchang layout from photos that a Debian package ships.
 
-Source: Tux Paint's stamp collection (Debian ``tuxpaint-stamps-default``, GPL-2+): real photographs of
-animals, plants, food, tools, instruments and sports gear, cut out on a transparent background, each with
-a one-line English description written by the Tux Paint authors (the ``.txt`` beside the picture). The
-label is the stamp's folder (``animals/birds/...`` -> ``bird``, see :data:`LABEL_RULES`); clip art is left
-out (folders named ``cartoon``, SVGs, and pictures whose eight most common colours cover more than
-:data:`MAX_FLAT_SHARE` of the opaque pixels), as are mirrored copies and pictures under ``--min-side`` px.
+Two sources (``--source``), each a set of its own (mixing them would make the source's style a label cue):
+
+``tuxpaint`` (default): Tux Paint's stamp collection (Debian ``tuxpaint-stamps-default``, GPL-2+): real
+photographs of animals, plants, food, tools, instruments and sports gear, cut out on a transparent
+background, each with a one-line English description written by the Tux Paint authors (the ``.txt`` beside
+the picture). The label is the stamp's folder (``animals/birds/...`` -> ``bird``, see :data:`LABEL_RULES`);
+clip art is left out (folders named ``cartoon``, SVGs, and pictures whose eight most common colours cover
+more than :data:`MAX_FLAT_SHARE` of the opaque pixels), as are mirrored copies and pictures under
+``--min-side`` px.
+The cut-outs are composited on label-independent backgrounds.
+
+``gcompris``: full-frame public-domain / CC0 photographs from GCompris' activities (Debian
+``gcompris-qt-data``; see :mod:`benchmarks.real_data.gcompris`): fish, tools, renewable-energy
+installations, monuments and animals, captioned with their titles. Exact duplicates (the same bytes or the
+same source page) are kept once.
 
 Each item::
 
-    OUTPUT/<label>/<id>/<id>.jpeg   the photo composited on a background, 4:3
+    OUTPUT/<label>/<id>/<id>.jpeg   the photo (composited on a background, or cropped), 4:3
     OUTPUT/<label>/<id>/<id>.mp4    SYNTHETIC camera motion (pan + zoom) over that same picture, H.264
-    OUTPUT/<label>/<id>/<id>.txt    the record (JSON): the stamp's description as ``mp4_txt_brief``, the
+    OUTPUT/<label>/<id>/<id>.txt    the record (JSON): the caption as ``mp4_txt_brief``, the
                                     label, and its provenance (package, version, file, licence)
 
 plus ``OUTPUT/multimodal_data_info.json`` (one record a line), ``OUTPUT/labels.txt`` (the label set, one a
 line) and ``OUTPUT/README.md`` (what this is, where each item came from).
 
-Everything that is not the photo is drawn from a random generator seeded by (``--seed``, the stamp's path),
-never from the label: backgrounds (a two-colour gradient, or a tinted real texture from scikit-image's data
+Everything that is not the photo is drawn from a random generator seeded by (``--seed``, the photo's path),
+never from the label: crops, backgrounds (a two-colour gradient, or a tinted real texture from scikit-image's data
 when installed), placement, size, mirroring and camera path have the same distribution in every label, so
 no synthetic artefact gives the label away. The clips are not real footage: the motion is made up, the
 pictures are real.
@@ -27,6 +36,8 @@ Usage::
 
     apt-get install tuxpaint-stamps-default          # the photos (about 160 MB)
     python benchmarks/real_data/build_photos.py --output data/real/photos
+    apt-get install gcompris-qt-data                 # about 44 MB
+    python benchmarks/real_data/build_photos.py --source gcompris --output data/real/gcompris
 """
 from __future__ import annotations
 
@@ -35,6 +46,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -47,6 +59,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from benchmarks.real_data import gcompris  # noqa: E402
 from benchmarks.real_data.common import debian_version, pip_version, staged_output  # noqa: E402
 from data_interface_for_model.atomic import atomic_write, atomic_write_bytes  # noqa: E402
 from data_interface_for_model.cli import (  # noqa: E402
@@ -103,6 +116,9 @@ class PhotoConfig:
       background: ``plain`` (two-colour gradient), ``texture`` (a tinted real texture from scikit-image's
         data) or ``mixed`` (either, half and half).
       workers: processes that render and encode.
+      source: ``tuxpaint`` or ``gcompris``; gcompris_dir: GCompris' resource folder.
+      frame_side: full-frame photos are first shrunk to at most this many pixels on their longer side (GCompris
+        ships some at 320 px, some at 1024 px, by label; equal resolution keeps sharpness from giving it away).
     """
 
     stamps_dir: str = STAMPS_DIR
@@ -119,10 +135,15 @@ class PhotoConfig:
     cover_height: int = 240
     background: str = "mixed"
     workers: int = 1
+    source: str = "tuxpaint"
+    gcompris_dir: str = gcompris.RCC_DIR
+    frame_side: int = 320
 
     def __post_init__(self) -> None:
         if self.clip_width % 2 or self.clip_height % 2 or min(self.clip_width, self.clip_height) < 16:
             raise UsageError("clip width and height must be even and at least 16 (H.264 with yuv420p)")
+        if self.source not in SOURCES:
+            raise UsageError(f"--source {self.source!r}: expected one of {', '.join(SOURCES)}")
         if self.background not in ("plain", "texture", "mixed"):
             raise UsageError(f"--background {self.background!r}: expected plain, texture or mixed")
         if self.min_per_label < 1 or self.max_per_label < 0:
@@ -134,18 +155,44 @@ class PhotoConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Stamp:
-    """One usable photo: its path, path under the stamp folder, label and description."""
+class Photo:
+    """One usable photo: where it is, its label, caption and provenance.
+
+    ``key`` is unique within a source (a stamp's path under the stamp folder, or ``gcompris:<member>``) and
+    seeds everything drawn for the item; ``member`` is the path inside the Qt resource bundle ``path`` (``None``:
+    ``path`` is the image file). A ``cutout`` has a transparent background and is composited; the other
+    photos fill the frame.
+    """
 
     path: str
-    rel: str
+    key: str
     label: str
     caption: str
+    cutout: bool = True
+    member: Optional[str] = None
+    package: str = DEBIAN_PACKAGE
+    license: str = LICENSE
+    caption_source: str = CAPTION_SOURCE
+    credit: str = ""
 
     @property
     def item_id(self) -> str:
-        """A stable id from the stamp's path (it does not spell the label)."""
-        return "tp" + hashlib.sha1(self.rel.encode("utf-8")).hexdigest()[:10]
+        """A stable id from the photo's key (it does not spell the label)."""
+        return ("tp" if self.cutout else "gc") + hashlib.sha1(self.key.encode("utf-8")).hexdigest()[:10]
+
+    @property
+    def source_file(self) -> str:
+        return self.key if self.member is None else f"{os.path.basename(self.path)}:{self.member}"
+
+    def open_image(self):
+        """The photo as a PIL image (RGBA for a cut-out, RGB otherwise)."""
+        from PIL import Image
+
+        if self.member is None:
+            with Image.open(self.path) as image:
+                return image.convert("RGBA" if self.cutout else "RGB")
+        with Image.open(io.BytesIO(gcompris.cached_rcc(self.path)[self.member])) as image:
+            return image.convert("RGBA" if self.cutout else "RGB")
 
 
 def label_for(rel: str) -> Optional[str]:
@@ -180,7 +227,7 @@ def flat_colour_share(rgba: np.ndarray) -> float:
     return float(np.sort(counts)[::-1][:8].sum() / len(codes))
 
 
-def find_stamps(config: PhotoConfig) -> Tuple[List[Stamp], Dict[str, int]]:
+def find_stamps(config: PhotoConfig) -> Tuple[List[Photo], Dict[str, int]]:
     """Every usable photo under the stamp folder (sorted by path) and the count of each reason to skip."""
     from PIL import Image
 
@@ -222,21 +269,49 @@ def find_stamps(config: PhotoConfig) -> Tuple[List[Stamp], Dict[str, int]]:
             if not caption:
                 skipped["no description"] += 1
                 continue
-            stamps.append(Stamp(path=path, rel=rel, label=label, caption=caption))
+            stamps.append(Photo(path=path, key=rel, label=label, caption=caption))
     return stamps, dict(skipped)
 
 
-def select(stamps: Sequence[Stamp], config: PhotoConfig) -> Tuple[List[Stamp], Dict[str, int]]:
+def find_gcompris(config: PhotoConfig) -> Tuple[List[Photo], Dict[str, int]]:
+    """GCompris' labelled photos, each kept once (same bytes or same source page: a duplicate)."""
+    from PIL import Image
+
+    found, skipped = gcompris.find_photos(config.gcompris_dir)
+    skipped = collections.Counter(skipped)
+    photos, seen = [], set()
+    for item in found:
+        data = gcompris.cached_rcc(item.rcc)[item.member]
+        marks = {hashlib.sha1(data).hexdigest(), item.credit.rsplit("; ", 1)[-1]} - {"no source given"}
+        if marks & seen:
+            skipped["duplicate photo"] += 1
+            continue
+        seen |= marks
+        with Image.open(io.BytesIO(data)) as image:
+            if max(image.size) < config.min_side:
+                skipped["too small"] += 1
+                continue
+        photos.append(Photo(path=item.rcc, key="gcompris:" + item.member, label=item.label, caption=item.caption,
+                            cutout=False, member=item.member, package=gcompris.DEBIAN_PACKAGE,
+                            license=f"{item.license} (credit: {item.credit})", caption_source=item.caption_source))
+    return photos, dict(skipped)
+
+
+#: The photo sources: name -> (finder, Debian package).
+SOURCES = {"tuxpaint": (find_stamps, DEBIAN_PACKAGE), "gcompris": (find_gcompris, gcompris.DEBIAN_PACKAGE)}
+
+
+def select(stamps: Sequence[Photo], config: PhotoConfig) -> Tuple[List[Photo], Dict[str, int]]:
     """Keep labels with at least ``min_per_label`` stamps, at most ``max_per_label`` each (seeded choice).
 
     Returns the kept stamps (label, then path order) and the labels dropped with their counts.
     """
-    by_label: Dict[str, List[Stamp]] = collections.defaultdict(list)
+    by_label: Dict[str, List[Photo]] = collections.defaultdict(list)
     for stamp in stamps:
         by_label[stamp.label].append(stamp)
     kept, dropped = [], {}
     for label in sorted(by_label):
-        group = sorted(by_label[label], key=lambda s: s.rel)
+        group = sorted(by_label[label], key=lambda s: s.key)
         if len(group) < config.min_per_label:
             dropped[label] = len(group)
             continue
@@ -291,17 +366,38 @@ def _background(rng: np.random.Generator, width: int, height: int, kind: str,
     return image + rng.standard_normal(image.shape).astype(np.float32) * 3.0
 
 
-def render_scene(stamp_path: str, rng: np.random.Generator, width: int, height: int, background: str,
+def render_frame(photo, rng: np.random.Generator, width: int, height: int,
+                 frame_side: int = 0) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """A full-frame photo (PIL RGB) as a ``width`` x ``height`` scene: shrunk to ``frame_side`` first, then a
+    random crop of 85-100% of the largest window of the scene's aspect, mirrored half the time.
+
+    Returns the scene, uint8 RGB [height, width, 3], and its centre (the subject of the camera).
+    """
+    from PIL import Image
+
+    if frame_side and max(photo.size) > frame_side:
+        photo = photo.copy()
+        photo.thumbnail((frame_side, frame_side), Image.LANCZOS)
+    if rng.random() < 0.5:
+        photo = photo.transpose(Image.FLIP_LEFT_RIGHT)
+    pw, ph = photo.size
+    fraction = rng.uniform(0.85, 1.0)
+    cw = min(pw, ph * width / height) * fraction
+    ch = cw * height / width
+    x, y = rng.uniform(0, pw - cw), rng.uniform(0, ph - ch)
+    scene = photo.resize((width, height), Image.LANCZOS, box=(x, y, x + cw, y + ch))
+    return np.asarray(scene, dtype=np.uint8), (width / 2.0, height / 2.0)
+
+
+def render_scene(stamp, rng: np.random.Generator, width: int, height: int, background: str,
                  textures: Sequence[np.ndarray], source_side: int = 0) -> Tuple[np.ndarray, Tuple[float, float]]:
-    """The photo composited at a random place and size on a random background.
+    """A cut-out photo (PIL RGBA) composited at a random place and size on a random background.
 
     Returns the scene, uint8 RGB [height, width, 3], and the (x, y) centre of the photo in it.
     """
     from PIL import Image
 
     scene = _background(rng, width, height, background, textures)
-    with Image.open(stamp_path) as image:
-        stamp = image.convert("RGBA")
     if source_side and max(stamp.size) > source_side:
         stamp.thumbnail((source_side, source_side), Image.LANCZOS)
     if rng.random() < 0.5:
@@ -352,19 +448,20 @@ def camera_frames(scene: np.ndarray, subject: Tuple[float, float], rng: np.rando
     return np.stack(frames)
 
 
-def item_record(stamp: Stamp, config: PhotoConfig, version: Optional[str]) -> Dict[str, str]:
+def item_record(photo: Photo, config: PhotoConfig, version: Optional[str]) -> Dict[str, str]:
     """The item's ``.txt`` / info-file record: the xinpianchang keys plus provenance keys."""
+    url = "file://" + photo.path + ("" if photo.member is None else "#" + photo.member)
     return {
-        "mp4_id": stamp.item_id,
-        "mp4_download_url": "file://" + stamp.path + "#synthetic-camera-motion",
+        "mp4_id": photo.item_id,
+        "mp4_download_url": url + ("#" if photo.member is None else "&") + "synthetic-camera-motion",
         "mp4_time": format_duration(config.seconds),
-        "mp4_background_image_url": "file://" + stamp.path,
-        "mp4_txt_brief": stamp.caption,
-        "video_label": stamp.label,
-        "source_package": f"{DEBIAN_PACKAGE} {version or 'unknown version'} (Debian)",
-        "source_file": stamp.rel,
-        "license": LICENSE,
-        "caption_source": CAPTION_SOURCE,
+        "mp4_background_image_url": url,
+        "mp4_txt_brief": photo.caption,
+        "video_label": photo.label,
+        "source_package": f"{photo.package} {version or 'unknown version'} (Debian)",
+        "source_file": photo.source_file,
+        "license": photo.license,
+        "caption_source": photo.caption_source,
         "video": "synthetic camera motion (pan + zoom) over the real photo",
     }
 
@@ -372,26 +469,30 @@ def item_record(stamp: Stamp, config: PhotoConfig, version: Optional[str]) -> Di
 _TEXTURES: Optional[List[np.ndarray]] = None
 
 
-def make_item(job: Tuple[str, Stamp, PhotoConfig, Optional[str]]) -> Dict[str, str]:
+def make_item(job: Tuple[str, Photo, PhotoConfig, Optional[str]]) -> Dict[str, str]:
     """Render, encode and write one item under ``out``; return its record."""
     from data_download_tools.demo import encode_h264, encode_jpeg
     from PIL import Image
 
     global _TEXTURES
-    out, stamp, config, version = job
+    out, photo, config, version = job
     if _TEXTURES is None:
-        _TEXTURES = _texture_pool() if config.background != "plain" else []
-    rng = np.random.default_rng([config.seed, _stable_int(stamp.rel)])
-    scene, subject = render_scene(stamp.path, rng, int(config.cover_width * 1.5), int(config.cover_height * 1.5),
-                         config.background, _TEXTURES, config.source_side)
+        _TEXTURES = _texture_pool() if config.background != "plain" and config.source == "tuxpaint" else []
+    rng = np.random.default_rng([config.seed, _stable_int(photo.key)])
+    width, height = int(config.cover_width * 1.5), int(config.cover_height * 1.5)
+    if photo.cutout:
+        scene, subject = render_scene(photo.open_image(), rng, width, height, config.background, _TEXTURES,
+                                      config.source_side)
+    else:
+        scene, subject = render_frame(photo.open_image(), rng, width, height, config.frame_side)
     frames = camera_frames(scene, subject, rng, config.fps * config.seconds, config.clip_width, config.clip_height)
     cover = np.asarray(Image.fromarray(scene).resize((config.cover_width, config.cover_height), Image.LANCZOS))
-    record = item_record(stamp, config, version)
-    folder = os.path.join(out, stamp.label, stamp.item_id)
+    record = item_record(photo, config, version)
+    folder = os.path.join(out, photo.label, photo.item_id)
     os.makedirs(folder, exist_ok=True)
-    encode_h264(frames, os.path.join(folder, stamp.item_id + ".mp4"), config.fps)
-    atomic_write_bytes(os.path.join(folder, stamp.item_id + ".jpeg"), encode_jpeg(cover))
-    with atomic_write(os.path.join(folder, stamp.item_id + ".txt"), "w", encoding="utf-8") as handle:
+    encode_h264(frames, os.path.join(folder, photo.item_id + ".mp4"), config.fps)
+    atomic_write_bytes(os.path.join(folder, photo.item_id + ".jpeg"), encode_jpeg(cover))
+    with atomic_write(os.path.join(folder, photo.item_id + ".txt"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, ensure_ascii=False)
         handle.write("\n")
     return record
@@ -399,14 +500,22 @@ def make_item(job: Tuple[str, Stamp, PhotoConfig, Optional[str]]) -> Dict[str, s
 
 def _readme(records: Sequence[Dict[str, str]], counts: Dict[str, int], config: PhotoConfig,
             version: Optional[str]) -> str:
+    package = SOURCES[config.source][1]
+    if config.source == "tuxpaint":
+        what = ("The covers are real photos composited on label-independent backgrounds; the clips are SYNTHETIC "
+                "camera motion (pan + zoom) over those pictures; the briefs are the stamps' own English "
+                f"descriptions. Licence: {LICENSE}.")
+    else:
+        what = ("The covers are real full-frame photos (random crops); the clips are SYNTHETIC camera motion "
+                "(pan + zoom) over them; the briefs are the photos' titles. Each photo's licence and credit is "
+                "in its record (public domain or CC0 but for a few CC-BY-SA 4.0: attribute those).")
     lines = [
-        "# Real photos as short clips (Tux Paint stamps)",
+        f"# Real photos as short clips ({config.source})",
         "",
-        f"Built by `benchmarks/real_data/build_photos.py` (seed {config.seed}, background {config.background}) "
-        f"from the Debian package `{DEBIAN_PACKAGE}` {version or ''}. Licence: {LICENSE}.",
+        f"Built by `benchmarks/real_data/build_photos.py --source {config.source}` (seed {config.seed}) from "
+        f"the Debian package `{package}` {version or ''}.",
         "",
-        "The covers are real photos composited on label-independent backgrounds; the clips are SYNTHETIC "
-        "camera motion (pan + zoom) over those pictures; the briefs are the stamps' own English descriptions.",
+        what,
         "",
         "| label | items |",
         "| --- | ---: |",
@@ -423,11 +532,12 @@ def build(output: str, config: PhotoConfig, overwrite: bool = False) -> Dict[str
     from tqdm import tqdm
 
     start = time.perf_counter()
-    stamps, skipped = find_stamps(config)
-    chosen, dropped = select(stamps, config)
+    finder, package = SOURCES[config.source]
+    photos, skipped = finder(config)
+    chosen, dropped = select(photos, config)
     if not chosen:
-        raise UsageError(f"no usable photos under {config.stamps_dir} (skipped: {skipped})")
-    version = debian_version(DEBIAN_PACKAGE)
+        raise UsageError(f"no usable {config.source} photos (skipped: {skipped})")
+    version = debian_version(package)
     records: List[Dict[str, str]] = []
     with staged_output(output, overwrite=overwrite) as tmp:
         jobs = [(tmp, stamp, config, version) for stamp in chosen]
@@ -452,20 +562,23 @@ def build(output: str, config: PhotoConfig, overwrite: bool = False) -> Dict[str
     return {
         "output": output, "items": len(records), "labels": counts, "dropped_labels": dropped,
         "skipped": skipped, "seconds": round(time.perf_counter() - start, 1),
-        "source": f"{DEBIAN_PACKAGE} {version}", "scikit_image": pip_version("scikit-image"),
+        "source": f"{package} {version}", "scikit_image": pip_version("scikit-image"),
     }
 
 
 def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Build a small real labelled set (Tux Paint's photos, their descriptions, synthetic camera "
-                    "motion) in the xinpianchang layout.",
-        epilog="Needs `apt-get install tuxpaint-stamps-default`; scikit-image (optional) adds real textures "
-               "to the backgrounds.")
+        description="Build a small real labelled set (real photos and their captions, synthetic camera motion) "
+                    "in the xinpianchang layout.",
+        epilog="--source tuxpaint needs `apt-get install tuxpaint-stamps-default` (scikit-image, optional, adds "
+               "real textures to the backgrounds); --source gcompris needs `apt-get install gcompris-qt-data`.")
     add_output(parser, help="dataset root to write (refused if it exists, unless --overwrite)")
     defaults = PhotoConfig()
+    parser.add_argument("--source", choices=sorted(SOURCES), default=defaults.source,
+                        help=f"where the photos come from (default {defaults.source})")
     parser.add_argument("--stamps-dir", default=defaults.stamps_dir, help=f"default {defaults.stamps_dir}")
+    parser.add_argument("--gcompris-dir", default=defaults.gcompris_dir, help=f"default {defaults.gcompris_dir}")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="backgrounds, placement, camera paths")
     parser.add_argument("--min-side", type=positive_int, default=defaults.min_side,
                         help=f"leave out photos smaller than this many pixels (default {defaults.min_side})")
@@ -489,7 +602,7 @@ def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     config = PhotoConfig(stamps_dir=args.stamps_dir, seed=args.seed, min_side=args.min_side,
-                         source_side=args.source_side,
+                         source_side=args.source_side, source=args.source, gcompris_dir=args.gcompris_dir,
                          min_per_label=args.min_per_label, max_per_label=args.max_per_label,
                          background=args.background, seconds=args.seconds, fps=args.fps, workers=args.workers)
     summary = build(args.output, config, overwrite=args.overwrite)

@@ -98,7 +98,8 @@ def item_features(cover_path: str, video_path: str) -> Dict[str, np.ndarray]:
 
     zoom = math.log((sharpness(frames[-1]) + 1e-3) / (sharpness(frames[0]) + 1e-3))
     grey = cover[h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(-1)
-    half = grey[: grey.shape[0] // 2 * 2, : grey.shape[1] // 2 * 2].reshape(grey.shape[0] // 2, 2, -1, 2).mean((1, 3))
+    even = grey[: grey.shape[0] // 2 * 2, : grey.shape[1] // 2 * 2]
+    half = even.reshape(even.shape[0] // 2, 2, -1, 2).mean((1, 3))
 
     def detail(image: np.ndarray) -> float:
         return float(np.abs(np.diff(image, 2, axis=0)).mean() + np.abs(np.diff(image, 2, axis=1)).mean()) + 1e-3
@@ -169,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     parts = [f"{name} {result[name]['accuracy']:.3f} [{result[name]['interval'][0]:.3f}, "
              f"{result[name]['interval'][1]:.3f}] (shuffled labels {result[name]['shuffled_labels']:.3f}, "
-             f"p95 {result[name]['shuffled_labels_p95']:.3f})" for name in ("background", "motion", "softness", "colour")]
+             f"p95 {result[name]['shuffled_labels_p95']:.3f})"
+             for name in ("background", "motion", "softness", "colour")]
     print(f"{result['items']} items, {result['labels']} labels, {result['folds']}-fold nearest-centroid accuracy: "
           f"majority {result['majority']:.3f}; " + "; ".join(parts))
     return 0
