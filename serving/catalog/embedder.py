@@ -12,10 +12,12 @@ Anything with the same three members (``labels``, ``device``, ``analyse``) can s
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import tempfile
 from typing import Optional, Protocol, Sequence, Tuple
 
@@ -145,5 +147,6 @@ def load_embedder(source: str) -> SavedModelEmbedder:
 
     logger.info("the run has no export: loading %s and exporting it to a temporary folder", source)
     base = tempfile.mkdtemp(prefix="catalog-classifier-")
+    atexit.register(shutil.rmtree, base, True)  # kept while serving: a SavedModel may read its assets lazily
     paths = export_run(source, export_base=base, version=1, run=load_run(source))
     return SavedModelEmbedder(paths["classifier"], labels, frames, size)
