@@ -1,0 +1,202 @@
+"""Audio and background-music matching, measured on real music (the immich-memories-music tracks).
+
+    python benchmarks/audio.py port [--patches 2]            # Keras port vs musicnn's own TF1 graph, tags
+    python benchmarks/audio.py decode [--clips 20]           # decode rate: real tracks, clips with sound
+    python benchmarks/audio.py video-embeddings --data-root data/demo --output videos.npz
+    python benchmarks/audio.py matching --index music_index.npz --embeddings videos.npz --output runs/music
+
+``port``: every library track's first ``--patches`` 3 s patches through the Keras port and through
+``musicnn.models.define_model`` restored from the wheel's checkpoint (max abs difference per output, top-3
+tags per track and whether both agree). ``decode``: PyAV decode + resample to 16 kHz mono of every library
+track (x real time), and ``sample_audio`` on short mp4 clips with an AAC track (clips/s), log-mel per patch.
+``video-embeddings``: zero-shot video content embeddings of a dataset (pretrained MobileNetV2 on 4 frames,
+mean-pooled, beside MiniLM on the brief; each half L2-normalised), the query side of the matcher.
+``matching``: demo pairs (``retrieval.music.pairs.simulate_pairs``), training and evaluation with the
+baselines, with wall times. The machine is shared: the load average is printed beside the timings.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import data_interface_for_model  # noqa: E402,F401  (the Keras 2/3 switch before TensorFlow)
+
+
+def load() -> str:
+    return "load average %.1f %.1f %.1f" % os.getloadavg()
+
+
+def port(args: argparse.Namespace) -> int:
+    from baseline_model.encoders import musicnn
+    from data_interface_for_model import audio
+    from retrieval.music.library import immich_library_dir, scan_library
+
+    tracks = scan_library(immich_library_dir())
+    patches, owners = [], []
+    for track in tracks:
+        samples, _, _ = audio.decode_track(track.path, max_seconds=3.0 * args.patches + 1)
+        p = musicnn.track_patches(audio.log_mel(samples, patch_frames=None).numpy())[:args.patches]
+        patches.append(p)
+        owners += [track.music_id] * len(p)
+    batch = np.concatenate(patches)
+    net = musicnn.build_musicnn(args.model)
+    started = time.perf_counter()
+    ours = net.predict(batch, batch_size=32, verbose=0)
+    keras_s = time.perf_counter() - started
+    started = time.perf_counter()
+    reference = musicnn.original_forward(batch, args.model)
+    reference_s = time.perf_counter() - started
+    print(f"{len(tracks)} real tracks x {args.patches} patches = {batch.shape[0]} patches of {batch.shape[1]} frames")
+    for key in ("logits", "penultimate", "mean_pool", "max_pool"):
+        diff = np.abs(ours[key] - reference[key])
+        print(f"  {key:12s} max abs diff {diff.max():.2e}   (largest |value| {np.abs(reference[key]).max():.1f})")
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    owners = np.array(owners)
+    agree = 0
+    for track in tracks:
+        rows = owners == track.music_id
+        mine = musicnn.top_tags(ours["tags"][rows].mean(0), args.model, 3)
+        theirs = musicnn.top_tags(sigmoid(reference["logits"][rows]).mean(0), args.model, 3)
+        agree += mine == theirs
+        print(f"  {track.music_id:28s} {', '.join(mine):34s} {'same' if mine == theirs else 'original: ' + ', '.join(theirs)}")
+    print(f"top-3 tags identical on {agree}/{len(tracks)} tracks; forward: Keras {keras_s:.2f} s, original TF1 graph "
+          f"(incl. building and restoring) {reference_s:.2f} s; {load()}")
+    return 0
+
+
+def decode(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from data_interface_for_model import audio
+    from retrieval.music.library import immich_library_dir, scan_library
+
+    tracks = scan_library(immich_library_dir())
+    started, seconds = time.perf_counter(), 0.0
+    for track in tracks:
+        samples, _, _ = audio.decode_track(track.path)
+        seconds += samples.size / audio.SAMPLE_RATE
+    spent = time.perf_counter() - started
+    print(f"decode: {len(tracks)} Opus 48 kHz stereo tracks, {seconds:.0f} s of audio in {spent:.1f} s "
+          f"({seconds / spent:.0f}x real time, {len(tracks) / spent:.1f} tracks/s)")
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(args.clips):
+            t = np.arange(int(8 * 44100)) / 44100
+            wave = 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.05 * rng.standard_normal(t.size)
+            path = os.path.join(tmp, f"clip{i}.mp4")
+            audio.write_audio(path, np.stack([wave, wave], 1), 44100, video_size=(96, 160), fps=12)
+            paths.append(path)
+        started = time.perf_counter()
+        waves = [audio.sample_audio(p).waveform for p in paths]
+        spent = time.perf_counter() - started
+        print(f"sample_audio: {args.clips} 8 s clips (H.264 + AAC 44.1 kHz stereo), {audio.DEFAULT_PATCHES} windows "
+              f"each: {args.clips / spent:.1f} clips/s ({1000 * spent / args.clips:.0f} ms/clip)")
+    batch = np.concatenate(waves)
+    audio.log_mel(batch[:2])  # trace
+    started = time.perf_counter()
+    for _ in range(5):
+        audio.log_mel(batch)
+    spent = (time.perf_counter() - started) / 5
+    print(f"log_mel (tf.signal): {batch.shape[0]} patches in {1000 * spent:.0f} ms ({1000 * spent / batch.shape[0]:.1f} "
+          f"ms/patch); {load()}")
+    return 0
+
+
+def video_embeddings(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from baseline_model.encoders import build_image_encoder, build_text_encoder
+    from data_interface_for_model.decoding import sample_clip
+    from data_interface_for_model.embeddings_file import write_embeddings
+    from data_interface_for_model.layout import iter_layout
+
+    items = list(iter_layout(args.data_root))
+    image = build_image_encoder(input_size=args.image_size)
+    text = build_text_encoder()
+    started = time.perf_counter()
+    frames = np.stack([sample_clip(item.video_path, args.frames, args.image_size).frames
+                       for item in tqdm(items, desc="decoding", unit="clip")])
+    pictures = image.predict(frames.reshape((-1,) + frames.shape[2:]).astype(np.float32) / 255.0, batch_size=64,
+                             verbose=0).reshape(len(items), args.frames, -1).mean(axis=1)
+    briefs = text.predict(tf.constant([item.brief for item in items]), batch_size=64, verbose=0)
+    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)  # noqa: E731
+    vectors = np.concatenate([unit(pictures), unit(briefs)], axis=1).astype(np.float32)
+    write_embeddings(args.output, [i.mp4_id for i in items], [i.label for i in items], vectors)
+    print(f"video-embeddings: {len(items)} videos x {vectors.shape[1]} (MobileNetV2 frames + MiniLM brief) in "
+          f"{time.perf_counter() - started:.1f} s -> {args.output}; {load()}")
+    return 0
+
+
+def matching(args: argparse.Namespace) -> int:
+    from data_interface_for_model.embeddings_file import read_embeddings
+    from retrieval.music.config import MatcherConfig
+    from retrieval.music.library import load_index
+    from retrieval.music.metrics import format_table
+    from retrieval.music.pairs import DemoPairsConfig, simulate_pairs, usage_counts, write_pairs
+    from retrieval.music.run import evaluate_run, load_run, train_run
+
+    index = load_index(args.index)
+    videos = read_embeddings(args.embeddings)
+    pairs = simulate_pairs(videos.ids, videos.labels, videos.vectors, index.ids, index.moods, index.vectors,
+                           index.genres, DemoPairsConfig(seed=args.seed))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    pairs_path = args.output.rstrip("/") + ".pairs.csv"
+    write_pairs(pairs_path, pairs)
+    used = usage_counts(pairs)
+    print(f"pairs: {len(pairs)} videos over {len(used)} of {len(index)} tracks (most used {max(used.values())})")
+    started = time.perf_counter()
+    _, info = train_run(args.index, args.embeddings, pairs_path, args.output,
+                        MatcherConfig(epochs=args.epochs, seed=args.seed), split_seed=args.seed, overwrite=True)
+    train_s = time.perf_counter() - started
+    run = load_run(args.output)
+    for split in ("validation", "test"):
+        result = evaluate_run(run, split)
+        print(f"\n{split}: DecCM protocol, positive among {result['negatives']} sampled negatives")
+        print(format_table(result["deccm"]))
+        print(f"{split}: full ranking over {len(index)} tracks")
+        print(format_table(result["full"]))
+        print(f"evaluation {result['seconds']:.2f} s")
+    print(f"\ntraining {train_s:.1f} s ({info['train_seconds']:.1f} s fitting, best epoch {info['best_epoch']} of "
+          f"{args.epochs}), sizes {info['sizes']}; {load()}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("port", help="Keras port vs the original TF1 graph on real tracks")
+    p.add_argument("--patches", type=int, default=2)
+    p.add_argument("--model", default="MTT_musicnn")
+    p.set_defaults(func=port)
+    p = verbs.add_parser("decode", help="decode and log-mel rates")
+    p.add_argument("--clips", type=int, default=20)
+    p.set_defaults(func=decode)
+    p = verbs.add_parser("video-embeddings", help="zero-shot video content embeddings of a dataset")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--frames", type=int, default=4)
+    p.add_argument("--image-size", type=int, default=112)
+    p.set_defaults(func=video_embeddings)
+    p = verbs.add_parser("matching", help="demo pairs, train, evaluate with baselines")
+    p.add_argument("--index", required=True)
+    p.add_argument("--embeddings", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=matching)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
