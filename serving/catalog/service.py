@@ -23,7 +23,7 @@ from data_interface_for_model.decoding import DecodeError
 from data_interface_for_model.schema import RecordError, validate_mp4_id
 
 from serving.catalog.config import CatalogConfig
-from serving.catalog.embedder import Clip, Embedder
+from serving.catalog.embedder import Clip, Embedder, TextEncoder
 from serving.catalog.index import LiveIndex, normalise
 from serving.catalog.media import DecodedItem, decode_item
 from serving.catalog.sources import SourceItem, iter_source
@@ -83,15 +83,21 @@ class CatalogService:
     Args:
       config: the settings.
       embedder: the classifier adapter (None: a read-only catalog that cannot embed new clips).
+      text_encoder: embeds titles + briefs for text search (None: keyword search in the store).
     """
 
-    def __init__(self, config: CatalogConfig, embedder: Optional[Embedder]) -> None:
+    def __init__(self, config: CatalogConfig, embedder: Optional[Embedder],
+                 text_encoder: Optional[TextEncoder] = None) -> None:
         self.config = config
         self.embedder = embedder
+        self.text_encoder = text_encoder
         self.store = CatalogStore(config.store)
         self.index = LiveIndex(config.ann_min_size, config.rebuild_min_changes, config.rebuild_fraction)
         ids, labels, vectors = self.store.all_embeddings()
         self.index.reset(ids, labels, vectors)
+        self.text_index = LiveIndex(config.ann_min_size, config.rebuild_min_changes, config.rebuild_fraction)
+        if text_encoder is not None:
+            self.text_index.reset(*self.store.all_embeddings(text=True))
         self._write_lock = threading.RLock()
         self._cache: "collections.OrderedDict[str, Tuple[np.ndarray, np.ndarray]]" = collections.OrderedDict()
         self._cache_lock = threading.Lock()
@@ -100,12 +106,14 @@ class CatalogService:
 
     def close(self) -> None:
         self.index.wait_for_rebuild()
+        self.text_index.wait_for_rebuild()
         self.store.close()
 
     # ------------------------------------------------------------------------------------------ status
     def health(self) -> Dict[str, object]:
         return {"status": "ok", "model_loaded": self.embedder is not None, "index_size": len(self.index),
                 "device": getattr(self.embedder, "device", "none"), "storage": self.store.kind,
+                "text_search": "keyword" if self.text_encoder is None else "embeddings",
                 "index": self.index.stats()}
 
     def labels(self) -> Dict[str, object]:
@@ -160,13 +168,24 @@ class CatalogService:
             raise CatalogError(f"{what} {path!r} not found", status=404 if what == "source" else 400)
         return real
 
+    def _text_vectors(self, items: Sequence[Item]) -> None:
+        """Set the text embedding (of title + brief) of ``items`` that lack one, in one call."""
+        todo = [i for i in items if i.text_embedding is None]
+        if self.text_encoder is not None and todo:
+            vectors = normalise(self.text_encoder.encode([f"{i.title}. {i.brief}" for i in todo]))
+            for item, vector in zip(todo, vectors):
+                item.text_embedding = vector
+
     def _insert(self, item: Item) -> None:
+        self._text_vectors([item])
         with self._write_lock:
             try:
                 self.store.add(item)
             except DuplicateItemError as exc:
                 raise Conflict(str(exc)) from None
             self.index.add(item.video_id, item.label, item.embedding)
+            if item.text_embedding is not None:
+                self.text_index.add(item.video_id, item.label, item.text_embedding)
 
     def _make_item(self, video_id: str, title: str, brief: str, label: Optional[str], video_path: str,
                    decoded: DecodedItem, embedding: np.ndarray, probabilities: np.ndarray) -> Tuple[Item, str]:
@@ -209,6 +228,7 @@ class CatalogService:
             target = os.path.join(self.config.media_dir, f"{video_id}.mp4")
             item, source = self._make_item(video_id, title, brief, label, os.path.abspath(target), decoded,
                                            embeddings[0], probabilities[0])
+            self._text_vectors([item])
             with self._write_lock:
                 if self.store.exists([video_id]):
                     raise Conflict(f"video_id {video_id!r} already in the catalog")
@@ -231,6 +251,7 @@ class CatalogService:
             if item is None:
                 raise NotFound(f"video_id {video_id!r} is not in the catalog")
             self.index.remove(video_id)
+            self.text_index.remove(video_id)
         media = os.path.realpath(self.config.media_dir)
         if item.video_path and os.path.dirname(os.path.realpath(item.video_path)) == media:
             try:
@@ -256,9 +277,10 @@ class CatalogService:
             if not batch:
                 return
             embeddings, probabilities = self._analyse([d.clip for _, d in batch])
-            for (source_item, decoded), vector, probs in zip(batch, embeddings, probabilities):
-                item, _ = self._make_item(source_item.video_id, source_item.title, source_item.brief,
-                                          source_item.label, source_item.video_path, decoded, vector, probs)
+            items = [self._make_item(s.video_id, s.title, s.brief, s.label, s.video_path, decoded, vector, probs)[0]
+                     for (s, decoded), vector, probs in zip(batch, embeddings, probabilities)]
+            self._text_vectors(items)
+            for item in items:
                 try:
                     self._insert(item)
                     indexed += 1
@@ -387,10 +409,17 @@ class CatalogService:
                                   for n in order]}
 
     def search(self, query: str, top_k: int = 20, label: Optional[str] = None) -> Dict[str, object]:
-        """Keyword search over titles and briefs: items ranked by how many query words they contain."""
+        """Text search over titles and briefs: by text embedding (cosine) when a text encoder is loaded, else
+        items ranked by how many query words they contain."""
         terms = [t for t in re.findall(r"\w+", _text(query, "q", 500).lower()) if len(t) > 1][:20]
         if not terms:
             raise CatalogError("q has no words to search for")
+        if self.text_encoder is not None:
+            vector = normalise(self.text_encoder.encode([query]))[0]
+            found = self.text_index.search(vector, top_k + 8, labels=[label] if label is not None else None)
+            items = self.store.get_many([i for i, _ in found])
+            results = [{**items[i].summary(), "score": round(s, 4)} for i, s in found if i in items][:top_k]
+            return {"query": query, "mode": "embeddings", "results": results}
         found = self.store.search_text(terms, limit=max(200, top_k * 10))
         if label is not None:
             found = [i for i in found if i.label == label]
@@ -400,7 +429,8 @@ class CatalogService:
             return sum(1.0 for t in terms if t in words) + 0.1 * sum(1 for t in terms if t not in words)
 
         ranked = sorted(found, key=lambda i: -score(i))[:top_k]
-        return {"query": query, "results": [{**i.summary(), "score": round(score(i), 3)} for i in ranked]}
+        return {"query": query, "mode": "keyword",
+                "results": [{**i.summary(), "score": round(score(i), 3)} for i in ranked]}
 
 
 def save_upload(stream, media_dir: str, max_bytes: int, filename: str) -> str:

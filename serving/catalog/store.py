@@ -47,6 +47,7 @@ class ItemRow(Base):
     video_path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     thumbnail: Mapped[Optional[bytes]] = mapped_column(LargeBinary, nullable=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    text_embedding: Mapped[Optional[bytes]] = mapped_column(LargeBinary, nullable=True)  # of title + brief
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
@@ -62,6 +63,7 @@ class Item:
     video_path: Optional[str] = None
     thumbnail: Optional[bytes] = None
     embedding: Optional[np.ndarray] = None
+    text_embedding: Optional[np.ndarray] = None
 
     def summary(self) -> Dict[str, object]:
         """The JSON fields of an item (no thumbnail, no embedding)."""
@@ -127,7 +129,9 @@ class CatalogStore:
         now = dt.datetime.now(dt.timezone.utc).timestamp()
         rows = [ItemRow(video_id=i.video_id, title=i.title, brief=i.brief, label=i.label, duration_s=i.duration_s,
                         video_path=i.video_path, thumbnail=i.thumbnail, created_at=now,
-                        embedding=np.asarray(i.embedding, dtype="<f4").tobytes()) for i in items]
+                        embedding=np.asarray(i.embedding, dtype="<f4").tobytes(),
+                        text_embedding=None if i.text_embedding is None else
+                        np.asarray(i.text_embedding, dtype="<f4").tobytes()) for i in items]
         try:
             with self._session.begin() as session:
                 session.add_all(rows)
@@ -202,25 +206,31 @@ class CatalogStore:
             rows = session.scalars(select(ItemRow).where(or_(*conditions)).order_by(ItemRow.seq).limit(limit)).all()
             return [_to_item(r) for r in rows]
 
-    def iter_embeddings(self, batch: int = 5000) -> Iterator[Tuple[List[str], List[Optional[str]], np.ndarray]]:
-        """Every item's ``(ids, labels, embeddings [n, D])`` in batches, in insertion order."""
+    def iter_embeddings(self, batch: int = 5000, text: bool = False
+                        ) -> Iterator[Tuple[List[str], List[Optional[str]], np.ndarray]]:
+        """Every item's ``(ids, labels, embeddings [n, D])`` in batches, in insertion order (``text``: the
+        text embeddings instead, of the items that have one)."""
+        column = ItemRow.text_embedding if text else ItemRow.embedding
         last = 0
         while True:
             with self._session() as session:
-                rows = session.execute(select(ItemRow.seq, ItemRow.video_id, ItemRow.label, ItemRow.embedding)
+                rows = session.execute(select(ItemRow.seq, ItemRow.video_id, ItemRow.label, column)
                                        .where(ItemRow.seq > last).order_by(ItemRow.seq).limit(batch)).all()
             if not rows:
                 return
             last = rows[-1][0]
+            rows = [r for r in rows if r[3] is not None]
+            if not rows:
+                continue
             yield ([r[1] for r in rows], [r[2] for r in rows],
                    np.stack([np.frombuffer(r[3], dtype="<f4") for r in rows]))
 
-    def all_embeddings(self) -> Tuple[List[str], List[Optional[str]], np.ndarray]:
-        """``(ids, labels, embeddings float32 [N, D])`` of the whole catalog."""
+    def all_embeddings(self, text: bool = False) -> Tuple[List[str], List[Optional[str]], np.ndarray]:
+        """``(ids, labels, embeddings float32 [N, D])`` of the whole catalog (``text``: text embeddings)."""
         ids: List[str] = []
         labels: List[Optional[str]] = []
         parts = []
-        for batch_ids, batch_labels, vectors in self.iter_embeddings():
+        for batch_ids, batch_labels, vectors in self.iter_embeddings(text=text):
             ids += batch_ids
             labels += batch_labels
             parts.append(vectors)
