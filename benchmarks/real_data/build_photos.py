@@ -585,6 +585,9 @@ def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
     parser.add_argument("--source-side", type=int, default=defaults.source_side,
                         help="shrink every photo to at most this many pixels first, so that all labels are "
                              f"upscaled alike; 0 keeps them as shipped (default {defaults.source_side})")
+    parser.add_argument("--frame-side", type=int, default=defaults.frame_side,
+                        help="full-frame photos (gcompris) are shrunk to at most this many pixels first; 0 keeps "
+                             f"them as shipped (default {defaults.frame_side})")
     parser.add_argument("--min-per-label", type=positive_int, default=defaults.min_per_label,
                         help=f"leave out labels with fewer photos (default {defaults.min_per_label})")
     parser.add_argument("--max-per-label", type=int, default=defaults.max_per_label,
@@ -603,6 +606,7 @@ def build_parser(prog: str = "build_photos.py") -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     config = PhotoConfig(stamps_dir=args.stamps_dir, seed=args.seed, min_side=args.min_side,
                          source_side=args.source_side, source=args.source, gcompris_dir=args.gcompris_dir,
+                         frame_side=args.frame_side,
                          min_per_label=args.min_per_label, max_per_label=args.max_per_label,
                          background=args.background, seconds=args.seconds, fps=args.fps, workers=args.workers)
     summary = build(args.output, config, overwrite=args.overwrite)
