@@ -75,7 +75,7 @@ class Batcher:
         """Run ``inputs`` (all with the same leading dimension) as part of a batch; blocks until done."""
         rows = {int(a.shape[0]) for a in inputs.values() if a.ndim}
         if len(rows) != 1 or any(a.ndim == 0 for a in inputs.values()):
-            raise ServingError("INVALID_ARGUMENT", "batched inputs must all share their first (batch) dimension")
+            return self._fn(inputs)  # no common batch dimension: the graph decides what to make of it, alone
         n = rows.pop()
         if n == 0 or n > self._config.max_batch_size:
             return self._fn(inputs)  # nothing to merge with / too big to merge: run on its own

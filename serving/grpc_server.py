@@ -2,8 +2,7 @@
 
 Implemented on the servicer base classes and messages of ``tensorflow-serving-api``, so the official
 stubs (``prediction_service_pb2_grpc.PredictionServiceStub``, ``model_service_pb2_grpc.ModelServiceStub``)
-work unchanged. Classify, Regress and MultiInference (tf.Example signatures) and HandleReloadConfigRequest
-answer UNIMPLEMENTED with a message saying so: the exported models have predict signatures.
+work unchanged. Classify, Regress and MultiInference run tf.Example signatures (serving.inference).
 """
 from __future__ import annotations
 
@@ -15,8 +14,9 @@ from typing import Dict, Optional, Tuple
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
+                                     regression_pb2)
 
 from serving.errors import ServingError, invalid, to_serving_error
 from serving.limits import Limits
@@ -114,23 +114,28 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.metadata["signature_def"].Pack(signature_map)
         return response
 
-    @staticmethod
-    def _unimplemented(what: str) -> ServingError:
-        return ServingError("UNIMPLEMENTED", f"{what} is not implemented by this server (it needs tf.Example "
-                                             "classify/regress signatures; the exported models have predict "
-                                             "signatures): use Predict")
+    def _infer(self, api: str, request, response, context):
+        version, label = _spec_version(request.model_spec)
+        served, signature, result = self.core.infer(api, request.model_spec.name, version, label,
+                                                    request.model_spec.signature_name or None, request.input,
+                                                    self.limits, "GRPC")
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = served
+        response.model_spec.signature_name = signature.name
+        response.result.CopyFrom(result)
+        return response
 
     @_guarded("Classify request")
     def Classify(self, request, context):  # noqa: N802
-        raise self._unimplemented("Classify")
+        return self._infer("Classify", request, classification_pb2.ClassificationResponse(), context)
 
     @_guarded("Regress request")
     def Regress(self, request, context):  # noqa: N802
-        raise self._unimplemented("Regress")
+        return self._infer("Regress", request, regression_pb2.RegressionResponse(), context)
 
     @_guarded("MultiInference request")
     def MultiInference(self, request, context):  # noqa: N802
-        raise self._unimplemented("MultiInference")
+        return self.core.multi_inference(request, self.limits, "GRPC")
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):

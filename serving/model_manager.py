@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from serving.batching import Batcher, BatchingConfig
 from serving.errors import ServingError, not_found, redact_paths, register_root
 from serving.layout import ModelConfig, fingerprint, list_versions
-from serving.signatures import Signature, TensorInfo
+from serving.signatures import Signature, session_signatures
 
 logger = logging.getLogger(__name__)
 
@@ -61,39 +61,32 @@ class ServableVersion:
         self.error: Optional[str] = None
         self.fingerprint: tuple = ()
         self.signatures: Dict[str, Signature] = {}
-        self.signature_defs = None  # tensorflow.core.protobuf.meta_graph_pb2 SignatureDef map
-        self._loaded = None
+        self.signature_defs = None  # {key: tensorflow.core.protobuf.meta_graph_pb2.SignatureDef}
+        self._session = None
         self._batchers: Dict[str, Batcher] = {}
         self._batching: Optional[BatchingConfig] = None
         self._inflight = 0
         self._cond = threading.Condition()
 
     def load(self, batching: Optional[BatchingConfig]) -> None:
-        """Load the SavedModel (slow); raises on failure."""
+        """Load the SavedModel into its own Graph and Session, as TF Serving's SavedModelBundle (slow); raises
+        on failure."""
         import tensorflow as tf
-        from tensorflow.core.protobuf import saved_model_pb2
 
         self.state = "LOADING"
-        pb_path = os.path.join(self.path, "saved_model.pb")
-        if os.path.isfile(pb_path):
-            proto = saved_model_pb2.SavedModel()
-            with open(pb_path, "rb") as handle:
-                proto.ParseFromString(handle.read())
-            if not proto.meta_graphs:
-                raise ValueError("saved_model.pb holds no MetaGraph")
-            self.signature_defs = proto.meta_graphs[0].signature_def
-        loaded = tf.saved_model.load(self.path)
-        signatures = {}
-        for sig_name, fn in loaded.signatures.items():
-            _args, kwargs = fn.structured_input_signature
-            inputs = {k: TensorInfo.from_spec(spec) for k, spec in kwargs.items()}
-            outputs = {k: TensorInfo.from_spec(spec) for k, spec in fn.structured_outputs.items()}
-            signatures[sig_name] = Signature(sig_name, inputs, outputs, fn)
-        if not signatures:
-            raise ValueError("the SavedModel has no signatures")
-        if self.signature_defs is None:  # saved_model.pbtxt: rebuild the map from the loaded functions
-            self.signature_defs = _signature_defs_from(loaded)
-        self._loaded = loaded
+        graph = tf.Graph()
+        session = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(allow_soft_placement=True))
+        try:
+            with graph.as_default():
+                meta_graph = tf.compat.v1.saved_model.load(session, [tf.saved_model.SERVING], self.path)
+            signatures = session_signatures(session, meta_graph.signature_def)
+            if not signatures:
+                raise ValueError("the SavedModel has no signatures")
+        except BaseException:
+            session.close()
+            raise
+        self.signature_defs = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
+        self._session = session
         self.signatures = signatures
         self._batching = batching
 
@@ -144,27 +137,11 @@ class ServableVersion:
         for batcher in batchers:
             batcher.stop()
         self.signatures = {}
-        self._loaded = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
         self.state = "END"
         logger.info("model %s version %d unloaded", self.name, self.version)
-
-
-def _signature_defs_from(loaded):
-    """A SignatureDef map built from a loaded object's signatures (when only saved_model.pbtxt exists)."""
-    import tensorflow as tf
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    holder = meta_graph_pb2.MetaGraphDef()
-    for sig_name, fn in loaded.signatures.items():
-        sig = holder.signature_def[sig_name]
-        sig.method_name = "tensorflow/serving/predict"
-        for key, spec in fn.structured_input_signature[1].items():
-            sig.inputs[key].dtype = spec.dtype.as_datatype_enum
-            sig.inputs[key].tensor_shape.CopyFrom(tf.TensorShape(spec.shape).as_proto())
-        for key, spec in fn.structured_outputs.items():
-            sig.outputs[key].dtype = spec.dtype.as_datatype_enum
-            sig.outputs[key].tensor_shape.CopyFrom(tf.TensorShape(spec.shape).as_proto())
-    return holder.signature_def
 
 
 @dataclasses.dataclass

@@ -5,7 +5,7 @@ Routes::
     GET  /v1/models/{name}[/versions/{v}|/labels/{l}]              model status
     GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata     model spec + signature_def map
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict      row ("instances") or columnar ("inputs")
-    POST ...:classify | ...:regress                                501: not implemented by this server
+    POST ...:classify | ...:regress                                tf.Example signatures ("examples", "context")
     GET  /monitoring/prometheus/metrics                            Prometheus text format (when enabled)
     GET  /healthz                                                  200 when every model serves a version, else 503
 
@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional, Tuple
 
 from google.protobuf import json_format
 
-from serving import tensor_json
+from serving import inference, tensor_json
 from serving.errors import ServingError, invalid, to_serving_error
 from serving.limits import Limits
 from serving.service import ServingCore
@@ -61,6 +61,14 @@ def parse_route(path: str) -> Tuple[str, Optional[int], Optional[str], str]:
             raise invalid(f"Malformed request: version {version[:40]!r} is not a number")
         version = int(version)
     return match.group("name"), version, match.group("label"), match.group("tail") or ""
+
+
+def _signature_name(body: Any) -> Optional[str]:
+    if isinstance(body, dict) and "signature_name" in body:
+        if not isinstance(body["signature_name"], str):
+            raise invalid("'signature_name' key must be a string value.")
+        return body["signature_name"]
+    return None
 
 
 def _message_to_dict(message) -> Any:
@@ -245,16 +253,19 @@ class RestHandler(BaseHTTPRequestHandler):
                 return 200, {"model_spec": _message_to_dict(spec),
                              "metadata": {"signature_def": _message_to_dict(signature_map)}}
             raise ServingError("NOT_FOUND", f"Malformed request: GET {path} (use POST for {tail})")
-        if tail in (":classify", ":regress"):
-            self._read_body()
-            raise ServingError("UNIMPLEMENTED", f"{tail} is not implemented by this server (the exported models "
-                                                "have predict signatures): use :predict")
-        if tail != ":predict":
+        if tail not in (":predict", ":classify", ":regress"):
             raise ServingError("NOT_FOUND", f"Malformed request: POST {path}")
-        body = tensor_json.loads(self._read_body(), self.server.limits)
         limits = self.server.limits
+        body = tensor_json.loads(self._read_body(), limits)
+        signature_name = _signature_name(body)
+        if tail != ":predict":
+            api = "Classify" if tail == ":classify" else "Regress"
+            _, _, result = core.infer(api, name, version, label, signature_name, inference.input_from_json(body),
+                                      limits, "REST")
+            return 200, (inference.classification_json(result) if api == "Classify"
+                         else inference.regression_json(result))
         _, signature, outputs = core.predict(
-            name, version, label, body.get("signature_name") if isinstance(body, dict) else None,
+            name, version, label, signature_name,
             lambda signature: tensor_json.decode_request(body, signature, limits)[0])
         row_format = isinstance(body, dict) and "instances" in body
         return 200, tensor_json.encode_response(outputs, row_format)

@@ -12,9 +12,11 @@ from typing import Callable, Dict, Iterator, Optional, Tuple
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
+from serving import inference
 from serving.errors import ERROR_CODE_NUMBERS, ServingError
+from serving.limits import Limits
 from serving.model_manager import DEFAULT_SIGNATURE, ModelManager
-from serving.signatures import Signature
+from serving.signatures import CLASSIFY_METHOD, REGRESS_METHOD, Signature
 
 
 class ServingCore:
@@ -80,3 +82,55 @@ class ServingCore:
                 if self.metrics is not None:
                     self.metrics.runtime(name, "Predict", time.perf_counter() - started)
                 return servable.version, signature, outputs
+
+    def infer(self, api: str, name: str, version: Optional[int], label: Optional[str],
+              signature_name: Optional[str], request_input, limits: Limits, entrypoint: str = "REST"):
+        """Classify or Regress (``api``) the Examples of a gRPC ``Input``; (version served, signature, result)."""
+        with self.recorded(name, api, entrypoint):
+            with self.manager.acquire(name, version, label) as servable:
+                signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
+                serialized = inference.serialized_examples(request_input, limits)
+                if self.metrics is not None:
+                    self.metrics.examples(name, len(serialized))
+                run = inference.classify if api == "Classify" else inference.regress
+                return servable.version, signature, run(signature, servable.run, serialized)
+
+    def multi_inference(self, request, limits: Limits, entrypoint: str = "GRPC"):
+        """MultiInference: several classify/regress signatures of one model version on the same Examples."""
+        from tensorflow_serving.apis import inference_pb2
+
+        tasks = list(request.tasks)
+        if not tasks:
+            raise ServingError("INVALID_ARGUMENT", "Tasks is empty")
+        name = tasks[0].model_spec.name
+        with self.recorded(name, "MultiInference", entrypoint):
+            specs = {(t.model_spec.name, t.model_spec.WhichOneof("version_choice"),
+                      t.model_spec.version.value, t.model_spec.version_label) for t in tasks}
+            if len(specs) != 1:
+                raise ServingError("INVALID_ARGUMENT", "All ModelSpecs in a MultiInferenceRequest must access "
+                                                       "the same model name and version")
+            keys = [t.model_spec.signature_name or DEFAULT_SIGNATURE for t in tasks]
+            if len(set(keys)) != len(keys):
+                raise ServingError("INVALID_ARGUMENT", "Duplicate evaluation of signature")
+            spec = tasks[0].model_spec
+            choice = spec.WhichOneof("version_choice")
+            version = spec.version.value if choice == "version" else None
+            label = spec.version_label if choice == "version_label" else None
+            response = inference_pb2.MultiInferenceResponse()
+            with self.manager.acquire(name, version, label) as servable:
+                serialized = inference.serialized_examples(request.input, limits)
+                for task, key in zip(tasks, keys):
+                    signature = servable.signature(key)
+                    result = response.results.add()
+                    result.model_spec.name = name
+                    result.model_spec.version.value = servable.version
+                    result.model_spec.signature_name = key
+                    if task.method_name == CLASSIFY_METHOD:
+                        result.classification_result.CopyFrom(
+                            inference.classify(signature, servable.run, serialized))
+                    elif task.method_name == REGRESS_METHOD:
+                        result.regression_result.CopyFrom(inference.regress(signature, servable.run, serialized))
+                    else:
+                        raise ServingError("UNIMPLEMENTED", f"Unsupported signature method_name: "
+                                                            f"{task.method_name}")
+            return response

@@ -94,7 +94,8 @@ def _string_leaf(value: Any, name: str) -> bytes:
         return value.encode("utf-8")
     if _is_b64(value):
         return _decode_b64(value, name)
-    raise invalid(f"input '{name}' is a string tensor: expected a string or {{\"b64\": ...}}, got {_kind(value)}")
+    raise invalid(f"input '{name}': {_kind(value)} is not of expected type: string (a string tensor takes strings "
+                  f"or {{\"b64\": ...}})")
 
 
 def _kind(value: Any) -> str:
@@ -149,9 +150,9 @@ def to_array(value: Any, info: TensorInfo, name: str, limits: Limits = Limits())
     for leaf in leaves:
         if dtype == np.bool_:
             if not isinstance(leaf, bool):
-                raise invalid(f"input '{name}' is a bool tensor: expected true/false, got {_kind(leaf)}")
+                raise invalid(f"input '{name}': {_kind(leaf)} is not of expected type: bool (expected true/false)")
         elif isinstance(leaf, bool) or not isinstance(leaf, (int, float)):
-            raise invalid(f"input '{name}' is a {info.dtype} tensor: expected numbers, got {_kind(leaf)}")
+            raise invalid(f"input '{name}': {_kind(leaf)} is not of expected type: {info.dtype} (expected numbers)")
         elif dtype.kind in "iu":
             if isinstance(leaf, float) and (not math.isfinite(leaf) or leaf != int(leaf)):
                 raise invalid(f"input '{name}' is an {info.dtype} tensor: {leaf!r} is not an integer")

@@ -7,6 +7,7 @@ seconds to build).
   JPEGs: a corrupt one fails in the graph);
 * :func:`build_toy_recommender`: the recommender contract (``history`` -> ``item_ids``, ``scores``;
   ``similar_items``) over a hashed item table;
+* :func:`build_half_plus_two`: TF Serving's own test model (predict, classify and regress signatures);
 * :func:`build_standin_classifier`: the classifier contract with the image work of the real one: JPEG
   decode of the cover and every frame, MobileNetV2 (random weights) on each, pooling over frames, a dense
   head. The benchmark uses it until a real classifier export is given.
@@ -15,6 +16,8 @@ Each builder writes ``<model_base>/<name>/<version>/`` through ``tf_serving_form
 """
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Sequence
 
 import numpy as np
@@ -205,3 +208,53 @@ def build_standin_classifier(model_base: str, version: int = 1, name: str = "cla
 
     module = StandIn()
     return _save(module, {"serving_default": module.classify, "embed": module.embed}, model_base, name, version)
+
+
+def build_half_plus_two(model_base: str, version: int = 123, name: str = "half_plus_two") -> str:
+    """TF Serving's own test model, recreated as its testdata script builds it (a TF1 graph and
+    SavedModelBuilder): ``y = 0.5 * x + 2`` with signatures ``serving_default`` (predict ``x`` -> ``y``,
+    ``x`` declared ``[-1, 1]``), ``classify_x_to_y``, ``regress_x_to_y``, ``regress_x_to_y2`` (``+ 3``) and
+    ``regress_x2_to_y3`` over tf.Examples with float features ``x`` and ``x2`` (default 0)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with write_version(model_base, name, version) as tmp:
+        export_dir = f"{tmp}/model"
+        builder = v1.saved_model.builder.SavedModelBuilder(export_dir)
+        graph = tf.Graph()
+        with graph.as_default(), v1.Session(graph=graph) as session:
+            a, b, c = v1.Variable(0.5, name="a"), v1.Variable(2.0, name="b"), v1.Variable(3.0, name="c")
+            serialized = v1.placeholder(tf.string, name="tf_example", shape=[None])
+            features = v1.parse_example(serialized, {
+                "x": tf.io.FixedLenFeature([1], tf.float32),
+                "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])})
+            x = tf.identity(features["x"], name="x")
+            y = tf.identity(a * x + b, name="y")
+            y2 = tf.identity(a * x + c, name="y2")
+            x2 = tf.identity(features["x2"], name="x2")
+            y3 = tf.identity(a * x2 + c, name="y3")
+            info = v1.saved_model.utils.build_tensor_info
+            build = v1.saved_model.signature_def_utils.build_signature_def
+            consts = v1.saved_model.signature_constants
+
+            def regress(inputs, outputs):
+                return build({consts.REGRESS_INPUTS: info(inputs)}, {consts.REGRESS_OUTPUTS: info(outputs)},
+                             consts.REGRESS_METHOD_NAME)
+
+            signatures = {
+                "serving_default": build({"x": info(x)}, {"y": info(y)}, consts.PREDICT_METHOD_NAME),
+                "regress_x_to_y": regress(serialized, y),
+                "regress_x_to_y2": regress(serialized, y2),
+                "regress_x2_to_y3": regress(x2, y3),
+                "classify_x_to_y": build({consts.CLASSIFY_INPUTS: info(serialized)},
+                                         {consts.CLASSIFY_OUTPUT_SCORES: info(y)}, consts.CLASSIFY_METHOD_NAME),
+            }
+            session.run(v1.global_variables_initializer())
+            builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
+                                                 signature_def_map=signatures)
+        builder.save()
+        # SavedModelBuilder insists on creating its folder: move its contents up into the version folder
+        for entry in os.listdir(export_dir):
+            shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
+        os.rmdir(export_dir)
+    return version_path(model_base, name, version)

@@ -187,9 +187,9 @@ def test_single_input_bare_values(http, url, reference):
     (json.dumps({"instances": []}).encode(), 400, "non-empty"),
     (json.dumps({"signature_name": "numeric", "instances": [{"x": [1, "a"], "k": 1}]}).encode(), 400, "expected numbers"),
     (json.dumps({"signature_name": "numeric", "instances": [{"x": [1, 2], "k": 1.5}]}).encode(), 400, "not an integer"),
-    (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2, 3]], "k": [1]}}).encode(), 400, "dimension 1"),
+    (json.dumps({"signature_name": "numeric", "inputs": {"x": [1, 2], "k": [1]}}).encode(), 400, "signature 'numeric'"),
     (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2], [3]], "k": [1, 2]}}).encode(), 400, "ragged"),
-    (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2]]}}).encode(), 400, "missing input"),
+    (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2]]}}).encode(), 400, "missing ['k']"),
     (json.dumps({"signature_name": "numeric", "inputs": {"x": [[1, 2]], "k": [1], "z": [1]}}).encode(), 400, "z"),
     (json.dumps({"signature_name": "echo", "inputs": {"data": [{"b64": "@@not base64@@"}]}}).encode(), 400, "base64"),
     (json.dumps({"signature_name": "echo", "inputs": {"data": [7]}}).encode(), 400, "string tensor"),
@@ -210,7 +210,7 @@ def test_predict_errors(http, url, body, status, words):
     ("POST", "/v1/models/toy_classifier/labels/beta:predict", 400, "Unrecognized servable version label: beta"),
     ("GET", "/v1/models/toy_classifier/versions/x1", 400, "not a number"),
     ("GET", "/v2/whatever", 404, "Malformed request"),
-    ("POST", "/v1/models/toy_classifier:classify", 501, "not implemented"),
+    ("POST", "/v1/models/toy_classifier:classify", 400, "'examples' is expected"),
     ("GET", "/v1/models/toy_classifier:predict", 404, "use POST"),
 ])
 def test_route_errors(http, url, method, path, status, words):
@@ -361,7 +361,7 @@ def test_grpc_errors(channel):
     wrong_dtype.inputs["brief"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 2.0], np.float32)))
     cases.append((wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT))
     wrong_shape = _request()
-    wrong_shape.inputs["frames"].CopyFrom(tf.make_tensor_proto(np.array([[b"a", b"b", b"c"]] * 2, dtype=object)))
+    wrong_shape.inputs["frames"].CopyFrom(tf.make_tensor_proto(np.array([b"a", b"b"], dtype=object)))  # rank 1
     cases.append((wrong_shape, grpc.StatusCode.INVALID_ARGUMENT))
     filtered = _request()
     filtered.output_filter.append("no_such_output")
@@ -370,9 +370,12 @@ def test_grpc_errors(channel):
         with pytest.raises(grpc.RpcError) as err:
             stub.Predict(request, timeout=30)
         assert err.value.code() == code, err.value.details()
-    with pytest.raises(grpc.RpcError) as err:
-        stub.Classify(classification_pb2.ClassificationRequest(), timeout=30)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "Predict" in err.value.details()
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name = "toy_classifier"
+    classify.input.example_list.examples.add()
+    with pytest.raises(grpc.RpcError) as err:  # a predict signature is not a classify signature
+        stub.Classify(classify, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "method_name" in err.value.details()
 
 
 def test_grpc_metadata_and_status(channel):

@@ -195,7 +195,6 @@ def test_json_rows_and_columns_agree():
     ({"instances": [{"a": [1, 2]}]}, "missing"),
     ({"instances": [[1, 2]]}, "object keyed by input name"),
     ({"inputs": {"a": [[1, True]], "b": ["x"]}}, "expected numbers"),
-    ({"inputs": {"a": [[1, 2]], "b": [["x"]]}}, "rank 1"),
     ({"inputs": {"a": [[1, 2]], "b": [{"b64": 5}]}}, "must hold a string"),
     ({"inputs": [1], "extra": 1}, "unknown request field"),
 ])
