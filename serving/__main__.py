@@ -146,6 +146,106 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(models, config, args.quiet)
 
 
+# ----------------------------------------------------------------------------------------------- model-server
+def _flag_bool(value: str) -> bool:
+    """TF Serving's boolean flags: ``--enable_batching``, ``--enable_batching=true``, ``=false``, ``=0``..."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true or false)")
+
+
+def _model_server_models(args: argparse.Namespace):
+    from serving.layout import ModelConfig
+
+    if args.model_config_file:
+        if args.model_base_path:
+            raise UsageError("give --model_config_file or --model_base_path, not both")
+        return _read_model_config(args.model_config_file), _read_model_config
+    name = args.model_name or os.environ.get("MODEL_NAME") or "default"
+    base = args.model_base_path
+    if not base and os.environ.get("MODEL_BASE_PATH"):
+        base = os.path.join(os.environ["MODEL_BASE_PATH"], name)  # the Docker image's convention
+    if not base:
+        raise UsageError("give --model_base_path (with --model_name) or --model_config_file, or set MODEL_NAME "
+                         "and MODEL_BASE_PATH as in TF Serving's Docker image")
+    return [ModelConfig(name, os.path.abspath(base))], None
+
+
+def _read_model_config(path: str):
+    from serving.layout import parse_models_config
+
+    if not os.path.isfile(path):
+        raise UsageError(f"model config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        return parse_models_config(handle.read(), relative_to=os.path.dirname(os.path.abspath(path)))
+
+
+def cmd_model_server(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    models, reader = _model_server_models(args)
+    from serving.batching import BatchingConfig
+    from serving.limits import Limits
+    from serving.server import ServerConfig
+    from serving.tf_serving_configs import read_batching_parameters, read_monitoring_config
+
+    batching = None
+    if args.enable_batching:
+        batching = read_batching_parameters(args.batching_parameters_file) if args.batching_parameters_file \
+            else BatchingConfig()
+    metrics_path = read_monitoring_config(args.monitoring_config_file).prometheus_path \
+        if args.monitoring_config_file else None
+    limits = Limits(max_connections=args.rest_api_num_threads) if args.rest_api_num_threads else Limits()
+    config = ServerConfig(host=args.host, grpc_port=args.port, rest_port=args.rest_api_port or None,
+                          poll_interval_s=args.file_system_poll_wait_seconds, batching=batching, limits=limits,
+                          metrics_path=metrics_path,
+                          allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
+                          run_timeout_ms=args.rest_api_timeout_in_ms or None, cors=args.rest_api_enable_cors_support,
+                          model_config_file=args.model_config_file,
+                          model_config_poll_s=args.model_config_file_poll_wait_seconds, read_model_config=reader)
+    _configure_access_log("-" if args.verbose else "")
+    if args.host in ("0.0.0.0", "::"):
+        print(f"listening on all interfaces ({args.host}), as tensorflow_model_server does; --host 127.0.0.1 "
+              "keeps it local", flush=True)
+    return run_server(models, config, args.quiet)
+
+
+def _add_model_server(verbs) -> None:
+    p = verbs.add_parser(
+        "model-server", help="tensorflow_model_server's command line (--port, --rest_api_port, --model_name...)",
+        description="Serve with tensorflow_model_server's flags, so a Kubernetes manifest or a Docker command "
+                    "written for TF Serving can swap binaries: --model_name + --model_base_path (or MODEL_NAME / "
+                    "MODEL_BASE_PATH as in TF Serving's image) or --model_config_file. Like TF Serving it listens "
+                    "on all interfaces unless --host says otherwise, and REST is off unless --rest_api_port is set.")
+    flag = {"type": _flag_bool, "nargs": "?", "const": True, "default": False, "metavar": "BOOL"}
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    p.add_argument("--rest_api_port", type=int, default=0, help="REST port (default 0: no REST)")
+    p.add_argument("--rest_api_num_threads", type=int, default=0,
+                   help="REST requests served at once (here: open connections; default: the server's limit)")
+    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                   help="a model run longer than this fails with DEADLINE_EXCEEDED, REST 504 (default 30000)")
+    p.add_argument("--rest_api_enable_cors_support", **flag, help="CORS headers and preflight answers")
+    p.add_argument("--model_name", help="the model's name in single-model mode (default: $MODEL_NAME or default)")
+    p.add_argument("--model_base_path", help="the model's base path in single-model mode")
+    p.add_argument("--model_config_file", help="a ModelServerConfig text file (several models, policies, labels)")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0,
+                   help="re-read --model_config_file this often and apply changes (default 0: never)")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1,
+                   help="seconds between scans for new versions (default 1)")
+    p.add_argument("--enable_batching", **flag, help="batch concurrent requests")
+    p.add_argument("--batching_parameters_file", help="BatchingParameters text file (max_batch_size, "
+                                                      "allowed_batch_sizes, pad_variable_length_inputs...)")
+    p.add_argument("--monitoring_config_file", help="MonitoringConfig text file (prometheus_config enable/path)")
+    p.add_argument("--allow_version_labels_for_unavailable_models", **flag,
+                   help="accept labels that point at versions which are not serving")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0, as TF Serving)")
+    add_common_arguments(p)
+    p.set_defaults(func=cmd_model_server)
+
+
 def add_verbs(verbs) -> None:
     """``export`` and ``serve`` (and ``model-server``, TF Serving's own command line)."""
     from serving.limits import add_limit_arguments
@@ -189,6 +289,7 @@ def add_verbs(verbs) -> None:
     add_limit_arguments(serve)
     add_common_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+    _add_model_server(verbs)
 
     from serving.catalog.cli import add_catalog_verb  # catalog, catalog-export (light: no TensorFlow)
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import Callable, Deque, Dict, List, Mapping
+from typing import Callable, Deque, Dict, List, Mapping, Tuple
 
 import numpy as np
 
@@ -33,11 +33,19 @@ class BatchingConfig:
     batch_timeout_micros: int = 2000
     num_batch_threads: int = 2
     max_enqueued_batches: int = 64
+    #: batches are padded (with copies of their first row) up to the next of these sizes
+    allowed_batch_sizes: Tuple[int, ...] = ()
+    #: requests whose non-batch dimensions differ are merged, padded (with their first element) to the largest
+    pad_variable_length_inputs: bool = False
 
     def __post_init__(self):
         if self.max_batch_size < 1 or self.batch_timeout_micros < 0 or self.num_batch_threads < 1 \
                 or self.max_enqueued_batches < 1:
             raise ValueError(f"bad batching parameters {self}")
+        sizes = list(self.allowed_batch_sizes)
+        if sizes and (sizes != sorted(set(sizes)) or sizes[0] < 1 or sizes[-1] != self.max_batch_size):
+            raise ValueError(f"allowed_batch_sizes {sizes} must increase and end with max_batch_size "
+                             f"{self.max_batch_size} (as TF Serving requires)")
 
 
 @dataclasses.dataclass
@@ -49,8 +57,38 @@ class _Task:
     enqueued: float
 
 
-def _shape_key(inputs: Mapping[str, np.ndarray]) -> tuple:
-    return tuple(sorted((name, array.dtype.str, array.shape[1:]) for name, array in inputs.items()))
+def _shape_key(inputs: Mapping[str, np.ndarray], any_length: bool = False) -> tuple:
+    """Requests with equal keys can be concatenated (with ``any_length``, after padding)."""
+    return tuple(sorted((name, array.dtype.str, array.ndim if any_length else array.shape[1:])
+                        for name, array in inputs.items()))
+
+
+def _pad_to(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """``array`` grown to ``shape`` (same rank), new cells holding its first element (TF Serving's padding)."""
+    if array.shape == shape:
+        return array
+    out = np.empty(shape, dtype=array.dtype)
+    out[...] = array.reshape(-1)[0] if array.size else np.zeros((), array.dtype).item()
+    out[tuple(slice(0, d) for d in array.shape)] = array
+    return out
+
+
+def merge(tasks_inputs: List[Arrays], config: BatchingConfig) -> Tuple[Arrays, int]:
+    """Concatenate requests on axis 0 (padding variable lengths and up to an allowed batch size when
+    configured); returns (merged inputs, real rows)."""
+    merged = {}
+    for name in tasks_inputs[0]:
+        parts = [inputs[name] for inputs in tasks_inputs]
+        if config.pad_variable_length_inputs:
+            longest = tuple(max(dims) for dims in zip(*(p.shape[1:] for p in parts)))
+            parts = [_pad_to(p, p.shape[:1] + longest) for p in parts]
+        merged[name] = np.concatenate(parts, axis=0)
+    rows = int(next(iter(merged.values())).shape[0])
+    target = next((size for size in config.allowed_batch_sizes if size >= rows), rows)
+    if target > rows:
+        merged = {name: np.concatenate([array, np.repeat(array[:1], target - rows, axis=0)], axis=0)
+                  for name, array in merged.items()}
+    return merged, rows
 
 
 class Batcher:
@@ -79,7 +117,8 @@ class Batcher:
         n = rows.pop()
         if n == 0 or n > self._config.max_batch_size:
             return self._fn(inputs)  # nothing to merge with / too big to merge: run on its own
-        task = _Task(inputs, n, _shape_key(inputs), Future(), time.monotonic())
+        task = _Task(inputs, n, _shape_key(inputs, self._config.pad_variable_length_inputs), Future(),
+                     time.monotonic())
         with self._cond:
             if self._stopped:
                 raise ServingError("UNAVAILABLE", f"{self._name} is shutting down")
@@ -138,27 +177,24 @@ class Batcher:
     def _run(self, batch: List[_Task]) -> None:
         self.batches_run += 1
         self.rows_run += sum(t.rows for t in batch)
-        if len(batch) == 1:
-            self._run_alone(batch[0])
-            return
-        merged = {name: np.concatenate([t.inputs[name] for t in batch], axis=0) for name in batch[0].inputs}
         try:
+            merged, total = merge([t.inputs for t in batch], self._config)
             outputs = self._fn(merged)
             offsets = np.cumsum([0] + [t.rows for t in batch])
-            total = int(offsets[-1])
             for name, value in outputs.items():
-                if value.ndim == 0 or value.shape[0] != total:
+                if value.ndim == 0 or value.shape[0] != merged_rows(merged):
                     raise ServingError("INTERNAL", f"output '{name}' has no batch dimension of size {total}; "
                                                    "serve this model without batching")
             for task, start, end in zip(batch, offsets[:-1], offsets[1:]):
                 task.future.set_result({name: value[start:end] for name, value in outputs.items()})
-        except Exception:  # noqa: BLE001 - a merged batch failed: find the culprit(s) one request at a time
+        except Exception as exc:  # noqa: BLE001 - a merged batch failed: find the culprit(s) one request at a time
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
             logger.debug("%s: a batch of %d requests failed; retrying them one by one", self._name, len(batch))
             for task in batch:
-                self._run_alone(task)
+                self._run([task])
 
-    def _run_alone(self, task: _Task) -> None:
-        try:
-            task.future.set_result(self._fn(task.inputs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting request thread
-            task.future.set_exception(exc)
+
+def merged_rows(merged: Arrays) -> int:
+    return int(next(iter(merged.values())).shape[0])

@@ -15,10 +15,11 @@ from typing import Dict, Optional, Tuple
 import grpc
 import numpy as np
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
-                                     regression_pb2)
+                                     model_management_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
 from serving.errors import ServingError, invalid, to_serving_error
+from serving.layout import configs_from_proto
 from serving.limits import Limits
 from serving.service import ServingCore
 from serving.signatures import Signature
@@ -149,8 +150,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     @_guarded("HandleReloadConfigRequest")
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        raise ServingError("UNIMPLEMENTED", "HandleReloadConfigRequest is not implemented: this server polls the "
-                                            "model base for new versions; restart it to change the set of models")
+        """Serve exactly the request's ModelServerConfig from now on (models added, removed, changed)."""
+        self.core.manager.reload_config(configs_from_proto(request.config))
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = 0
+        return response
 
 
 class GrpcServer:

@@ -163,8 +163,14 @@ def parse_models_config(text: str, relative_to: Optional[str] = None) -> List[Mo
         message = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as exc:
         raise LayoutError(f"models.config is not a ModelServerConfig: {exc}") from None
+    return configs_from_proto(message, relative_to)
+
+
+def configs_from_proto(message: model_server_config_pb2.ModelServerConfig,
+                       relative_to: Optional[str] = None) -> List[ModelConfig]:
+    """A ModelServerConfig message (a file's, or a HandleReloadConfigRequest's) -> ModelConfig list."""
     if message.WhichOneof("config") != "model_config_list":
-        raise LayoutError("models.config has no model_config_list")
+        raise LayoutError("the model server config has no model_config_list")
     configs = []
     for entry in message.model_config_list.config:
         if entry.model_platform not in ("", "tensorflow"):
@@ -179,6 +185,8 @@ def parse_models_config(text: str, relative_to: Optional[str] = None) -> List[Mo
         else:
             policy = VersionPolicy()
         base_path = entry.base_path
+        if not base_path:
+            raise LayoutError(f"model {entry.name}: no base_path")
         if relative_to and not os.path.isabs(base_path):
             base_path = os.path.join(relative_to, base_path)
         configs.append(ModelConfig(entry.name, base_path, policy, dict(entry.version_labels)))

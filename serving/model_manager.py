@@ -68,7 +68,7 @@ class ServableVersion:
         self._inflight = 0
         self._cond = threading.Condition()
 
-    def load(self, batching: Optional[BatchingConfig]) -> None:
+    def load(self, batching: Optional[BatchingConfig], run_timeout_ms: Optional[int] = None) -> None:
         """Load the SavedModel into its own Graph and Session, as TF Serving's SavedModelBundle (slow); raises
         on failure."""
         import tensorflow as tf
@@ -79,7 +79,7 @@ class ServableVersion:
         try:
             with graph.as_default():
                 meta_graph = tf.compat.v1.saved_model.load(session, [tf.saved_model.SERVING], self.path)
-            signatures = session_signatures(session, meta_graph.signature_def)
+            signatures = session_signatures(session, meta_graph.signature_def, run_timeout_ms)
             if not signatures:
                 raise ValueError("the SavedModel has no signatures")
         except BaseException:
@@ -178,7 +178,8 @@ class ModelManager:
 
     def __init__(self, configs: Sequence[ModelConfig], poll_interval_s: float = 1.0,
                  batching: Optional[BatchingConfig] = None, drain_timeout_s: float = 300.0,
-                 on_event: Optional[Callable[[str, str, int, str], None]] = None, metrics=None):
+                 on_event: Optional[Callable[[str, str, int, str], None]] = None, metrics=None,
+                 allow_unavailable_labels: bool = False, run_timeout_ms: Optional[int] = None):
         names = [c.name for c in configs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate model names in {names}")
@@ -190,6 +191,8 @@ class ModelManager:
         self.drain_timeout_s = drain_timeout_s
         self._on_event = on_event
         self.metrics = metrics  # serving.metrics.ServingMetrics or None
+        self.allow_unavailable_labels = allow_unavailable_labels
+        self.run_timeout_ms = run_timeout_ms  # a signature run longer than this fails with DEADLINE_EXCEEDED
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -220,6 +223,43 @@ class ModelManager:
             servable.drain_and_unload(timeout_s=10)
         for thread in self._unloaders:
             thread.join(timeout=10)
+
+    def reload_config(self, configs: Sequence[ModelConfig]) -> None:
+        """Serve exactly ``configs`` from now on (HandleReloadConfigRequest, a changed --model_config_file):
+        new models are loaded, removed ones drained and unloaded, changed policies, labels and paths applied.
+        Raises ValueError (bad config, a label on a version that is not serving) after applying what it could."""
+        names = [c.name for c in configs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate model names in {names}")
+        with self._poll_lock:
+            with self._lock:
+                removed = [self._models.pop(n) for n in list(self._models) if n not in names]
+                for config in configs:
+                    register_root(config.base_path, config.name)
+                    if config.name in self._models:
+                        model = self._models[config.name]
+                        if model.config.base_path != config.base_path:
+                            model.seen.clear()
+                            model.failed.clear()
+                        model.config = config
+                    else:
+                        self._models[config.name] = _Model(config)
+                doomed = [v for model in removed for v in model.serving.values()]
+                for model in removed:
+                    model.serving.clear()
+            for servable in doomed:
+                servable.state = "UNLOADING"
+                self._start_unload(servable)
+            for model in list(self._models.values()):
+                self._poll_model(model, initial=True)
+        self.check_labels()
+
+    def _start_unload(self, servable: ServableVersion) -> None:
+        self._event("unloading", servable.name, servable.version, f"{servable.inflight} requests in flight")
+        thread = threading.Thread(target=servable.drain_and_unload, args=(self.drain_timeout_s,),
+                                  name=f"unload-{servable.name}-{servable.version}", daemon=True)
+        thread.start()
+        self._unloaders = [t for t in self._unloaders if t.is_alive()] + [thread]
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
@@ -271,11 +311,7 @@ class ModelManager:
             for servable in doomed:
                 servable.state = "UNLOADING"
         for servable in doomed:
-            self._event("unloading", model.config.name, servable.version, f"{servable.inflight} requests in flight")
-            thread = threading.Thread(target=servable.drain_and_unload, args=(self.drain_timeout_s,),
-                                      name=f"unload-{model.config.name}-{servable.version}", daemon=True)
-            thread.start()
-            self._unloaders = [t for t in self._unloaders if t.is_alive()] + [thread]
+            self._start_unload(servable)
 
     def _load(self, model: _Model, version: int, path: str, print_: tuple) -> None:
         servable = ServableVersion(model.config.name, version, path)
@@ -284,7 +320,7 @@ class ModelManager:
             model.history[version] = servable
         started = time.monotonic()
         try:
-            servable.load(self.batching)
+            servable.load(self.batching, self.run_timeout_ms)
         except Exception as exc:  # noqa: BLE001 - any failure to load is reported, never fatal
             servable.state = "END"
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -320,10 +356,10 @@ class ModelManager:
             return labels[label]
         return version
 
-    def check_labels(self, allow_unavailable: bool = False) -> None:
+    def check_labels(self) -> None:
         """TF Serving refuses a label that points at a version which is not serving (unless
         ``--allow_version_labels_for_unavailable_models``): raise ValueError naming it."""
-        if allow_unavailable:
+        if self.allow_unavailable_labels:
             return
         with self._lock:
             for name, model in self._models.items():

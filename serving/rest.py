@@ -152,11 +152,18 @@ class RestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
+        self._common_headers()
         self._headers_buffer.append(b"\r\n" + (body if with_body else b""))  # headers and body in one write
         self.flush_headers()
         self._sent = (status, len(body))
+
+    def _common_headers(self) -> None:
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        if self.server.cors:  # TF Serving's --rest_api_enable_cors_support
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Methods", "POST, GET")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type")
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """The standard library's error page, as TF Serving's JSON (never HTML); the connection closes."""
@@ -200,8 +207,7 @@ class RestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
+        self._common_headers()
         self._headers_buffer.append(b"\r\n" + body)
         self.flush_headers()
         self._sent = (status, len(body))
@@ -229,7 +235,8 @@ class RestHandler(BaseHTTPRequestHandler):
         self._handle("PATCH", self._refuse)
 
     def do_OPTIONS(self) -> None:  # noqa: N802
-        self._handle("OPTIONS", self._refuse)
+        self._handle("OPTIONS", (lambda method: (200, {})) if self.server.cors else self._refuse)
+
 
     # -- routing --
     def _route(self, method: str) -> Tuple[int, Any]:
@@ -393,8 +400,9 @@ class RestServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, core: ServingCore, host: str = "127.0.0.1", port: int = 8501, limits: Limits = Limits(),
-                 metrics=None, metrics_path: str = METRICS_PATH):
+                 metrics=None, metrics_path: str = METRICS_PATH, cors: bool = False):
         self.core = core
+        self.cors = cors
         self.limits = limits
         self.metrics = metrics
         self.metrics_path = metrics_path

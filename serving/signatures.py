@@ -107,8 +107,9 @@ class Signature:
         return dict(zip(sorted(self.outputs), results))
 
 
-def session_signatures(session, signature_defs) -> Dict[str, Signature]:
-    """A Signature for every SignatureDef with dense (named) inputs and outputs, run through ``session``."""
+def session_signatures(session, signature_defs, timeout_ms: Optional[int] = None) -> Dict[str, Signature]:
+    """A Signature for every SignatureDef with dense (named) inputs and outputs, run through ``session``
+    (each run given ``timeout_ms``, after which TensorFlow cancels it with DEADLINE_EXCEEDED)."""
     from tensorflow.core.protobuf import config_pb2
 
     signatures = {}
@@ -124,6 +125,8 @@ def session_signatures(session, signature_defs) -> Dict[str, Signature]:
         # would first compare each feed's shape with the tensor's static shape, which TF Serving never does).
         options = config_pb2.CallableOptions(feed=[inputs[n].tensor_name for n in sorted(inputs)],
                                              fetch=[outputs[n].tensor_name for n in sorted(outputs)])
+        if timeout_ms:
+            options.run_options.timeout_in_ms = int(timeout_ms)
         fn = session._make_callable_from_options(options)  # noqa: SLF001 - the only shape-check-free path
         signatures[key] = Signature(key, inputs, outputs, lambda feeds, fn=fn: fn(*feeds),
                                     signature_def.method_name or PREDICT_METHOD)
