@@ -137,12 +137,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = _models_to_serve(args)  # bad input fails before TensorFlow loads
     from serving.limits import limits_from_args
     from serving.server import ServerConfig
+    from serving.tf_serving_configs import read_batching_parameters
+
+    batching = _batching(args)
+    parameters = args.batching_parameters_file or os.path.join(args.model_base, "batching_parameters.txt")
+    if args.enable_batching and (args.batching_parameters_file or os.path.isfile(parameters)):
+        batching = read_batching_parameters(parameters)  # what `export --enable-batching` wrote
 
     _configure_access_log(args.access_log)
     logging.getLogger("serving.model_manager").setLevel(logging.INFO)
     config = ServerConfig(host=args.host, rest_port=None if args.no_rest else args.rest_port,
                           grpc_port=None if args.no_grpc else args.grpc_port, poll_interval_s=args.poll_interval,
-                          batching=_batching(args), limits=limits_from_args(args))
+                          batching=batching, limits=limits_from_args(args))
     return run_server(models, config, args.quiet)
 
 
@@ -286,6 +292,9 @@ def add_verbs(verbs) -> None:
     serve.add_argument("--access-log", default="-", metavar="FILE",
                        help="access log file ('-' = stderr, the default; '' = none)")
     _add_batching_arguments(serve)
+    serve.add_argument("--batching-parameters-file", metavar="FILE",
+                       help="TF Serving BatchingParameters text file; with --enable-batching it replaces the "
+                            "batching flags (default: MODELS/batching_parameters.txt when it exists)")
     add_limit_arguments(serve)
     add_common_arguments(serve)
     serve.set_defaults(func=cmd_serve)

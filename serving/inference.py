@@ -20,7 +20,7 @@ from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb
 
 from serving.errors import ServingError, invalid
 from serving.limits import Limits
-from serving.signatures import CLASSIFY_METHOD, REGRESS_METHOD, Signature
+from serving.signatures import CLASSIFY_METHOD, REGRESS_METHOD, Signature  # noqa: F401 (re-exported)
 
 CLASSIFY_INPUTS, CLASSES, SCORES = "inputs", "classes", "scores"
 REGRESS_INPUTS, REGRESS_OUTPUTS = "inputs", "outputs"

@@ -23,6 +23,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from serving.batching import Batcher, BatchingConfig
 from serving.errors import ServingError, not_found, redact_paths, register_root
 from serving.layout import ModelConfig, fingerprint, list_versions
+from serving import warmup
 from serving.signatures import Signature, session_signatures
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class ServableVersion:
         self.signatures: Dict[str, Signature] = {}
         self.signature_defs = None  # {key: tensorflow.core.protobuf.meta_graph_pb2.SignatureDef}
         self._session = None
+        self.warmup_records, self.warmup_s = 0, 0.0
         self._batchers: Dict[str, Batcher] = {}
         self._batching: Optional[BatchingConfig] = None
         self._inflight = 0
@@ -89,6 +91,14 @@ class ServableVersion:
         self._session = session
         self.signatures = signatures
         self._batching = batching
+        started = time.monotonic()
+        try:
+            self.warmup_records = warmup.replay(self.path, self.signature)
+        except BaseException:
+            self.signatures, self._session = {}, None
+            session.close()
+            raise
+        self.warmup_s = time.monotonic() - started
 
     def signature(self, name: Optional[str]) -> Signature:
         name = name or DEFAULT_SIGNATURE
@@ -332,6 +342,8 @@ class ModelManager:
             return
         if self.metrics:
             self.metrics.load(f"{model.config.name}/{version}", True, time.monotonic() - started)
+            if servable.warmup_records:
+                self.metrics.warmup(f"{model.config.name}/{version}", servable.warmup_s)
         with self._lock:
             servable.state = "AVAILABLE"
             model.serving[version] = servable

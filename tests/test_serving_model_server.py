@@ -20,7 +20,7 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.batching import Batcher, BatchingConfig
-from serving.layout import ModelConfig, models_config_text
+from serving.layout import ModelConfig, VersionPolicy, models_config_text
 from serving.server import ModelServer, ServerConfig
 from serving.tf_serving_configs import read_batching_parameters, read_monitoring_config
 from tests.serving_fixtures import build_half_plus_two
@@ -136,3 +136,42 @@ def test_allowed_batch_sizes_and_variable_lengths_are_padded():
     batcher.stop()
     assert seen == [(4, 3)]  # 3 requests merged, lengths padded to 3, batch padded to the allowed size 4
     assert [r["first"].tolist() for r in results] == [[1], [1], [1]] and all(len(r["n"]) == 1 for r in results)
+
+
+def test_warmup_records_are_replayed_before_serving(base, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+    from tensorflow.core.example import example_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from serving.metrics import ServingMetrics
+    from serving.model_manager import ModelManager
+    from serving.warmup import write_warmup_requests
+
+    predict = prediction_log_pb2.PredictionLog()
+    predict.predict_log.request.model_spec.name = "m"
+    predict.predict_log.request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    regress = prediction_log_pb2.PredictionLog()
+    regress.regress_log.request.model_spec.signature_name = "regress_x_to_y"
+    example = example_pb2.Example()
+    example.features.feature["x"].float_list.value.append(2.0)
+    regress.regress_log.request.input.example_list.examples.append(example)
+    broken = prediction_log_pb2.PredictionLog()
+    broken.predict_log.request.model_spec.signature_name = "nope"
+
+    for version, logs in ((1, [predict, regress]), (2, [predict, broken])):
+        target = tmp_path / "m" / str(version)
+        shutil.copytree(os.path.join(base, "half_plus_two", "123"), target)
+        write_warmup_requests(str(target), logs)
+    metrics = ServingMetrics()
+    manager = ModelManager([ModelConfig("m", str(tmp_path / "m"), VersionPolicy("all"))], poll_interval_s=0,
+                           metrics=metrics)
+    manager.start()
+    try:
+        assert manager.health() == {"m": [1]}
+        state, error = manager.version_state("m", 2)
+        assert state == "END" and "warm-up record 2 (predict_log)" in error and "nope" in error
+        assert metrics.samples(":tensorflow:serving:model_warmup_latency_count") == [({"model_path": "m/1"}, 1.0)]
+    finally:
+        manager.stop()
