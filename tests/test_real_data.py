@@ -225,6 +225,14 @@ def test_ml1m_items_get_row_numbers_and_keep_their_titles(tmp_path, not_installe
         ["3", '"Great Day in Harlem, A" (1994)', "1994", "Documentary"]]
 
 
+def test_max_users_keeps_whole_histories(tmp_path, not_installed):
+    out = str(tmp_path / "logs")
+    result = build_logs.build(out, ["ml-1m"], _wheels(tmp_path), max_users=1, seed=3)
+    rows = _rows(os.path.join(out, "ml-1m", "ml-1m.inter"))[1:]
+    assert len({row[0] for row in rows}) == 1 and len(rows) == {"1": 2, "12": 1}[rows[0][0]]
+    assert result["logs"][0]["max_users"] == 1 and result["logs"][0]["users"] == 1
+
+
 def test_tie_order_is_fixed_and_not_the_id_order():
     items = [str(i) for i in range(40)]
     ordered = sorted(items, key=lambda item: build_logs.tie_key("1", item))

@@ -12,7 +12,8 @@ For each log ``NAME`` it writes::
 
 and ``OUTPUT/manifest.json`` (per log: source package and file, sha256 of the source file, licence, users,
 items, interactions, time span). Every rating counts as one interaction (the usual implicit-feedback
-reading of MovieLens in sequential recommendation); ``--min-rating`` keeps only ratings at or above it.
+reading of MovieLens in sequential recommendation); ``--min-rating`` keeps only ratings at or above it,
+``--max-users N`` all interactions of N users drawn at random (``--seed``).
 Rows are sorted by user, then timestamp; interactions of one user with equal timestamps are ordered by a hash
 of (user, item) (:func:`tie_key`: fixed, and carrying no id order); a repeated (user, item) pair keeps its
 first interaction.
@@ -42,7 +43,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from benchmarks.real_data.common import pip_file, pip_version, staged_output  # noqa: E402
 from data_interface_for_model.atomic import atomic_write  # noqa: E402
-from data_interface_for_model.cli import UsageError, add_common_arguments, add_output, run_verb  # noqa: E402
+from data_interface_for_model.cli import (  # noqa: E402
+    UsageError, add_common_arguments, add_output, positive_int, run_verb,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -251,12 +254,24 @@ def log_stats(inter) -> Dict[str, object]:
     }
 
 
-def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating: Optional[float]) -> Dict[str, object]:
+def sample_users(inter, max_users: Optional[int], seed: int = 0):
+    """All interactions of ``max_users`` users drawn at random (seeded); every user when ``None`` or fewer."""
+    import numpy as np
+
+    users = sorted(set(inter["user_id"]))
+    if not max_users or max_users >= len(users):
+        return inter
+    keep = set(np.random.default_rng(seed).choice(np.asarray(users, dtype=object), size=max_users, replace=False))
+    return inter[inter["user_id"].isin(keep)].reset_index(drop=True)
+
+
+def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating: Optional[float],
+              max_users: Optional[int] = None, seed: int = 0) -> Dict[str, object]:
     """Read one source and write its ``.inter``, ``.item`` and README under ``folder``; return its manifest."""
     data, where = read_shipped(source.distribution, source.path, wheels)
     item_data = read_shipped(source.distribution, source.item_path, wheels)[0] if source.item_path else None
     inter, items = source.reader(data, item_data)
-    inter = prepare(inter, min_rating)
+    inter = sample_users(prepare(inter, min_rating), max_users, seed)
     os.makedirs(folder, exist_ok=True)
     write_atomic_table(os.path.join(folder, source.name + ".inter"), INTER_HEADER,
                        [(_clean(u), _clean(i), _timestamp_text(t)) for u, i, t in
@@ -271,7 +286,8 @@ def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating:
     manifest = {
         "name": source.name, "description": source.description, "license": source.license,
         "package": f"{source.distribution}=={source.version}", "file": source.path, "read_from": where,
-        "sha256": hashlib.sha256(data).hexdigest(), "min_rating": min_rating,
+        "sha256": hashlib.sha256(data).hexdigest(), "min_rating": min_rating, "max_users": max_users,
+        "seed": seed,
         "items_with_titles": 0 if items is None else int(len(items)), **stats,
     }
     with atomic_write(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
@@ -283,7 +299,8 @@ def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating:
 
 
 def build(output: str, names: Sequence[str], wheels: Optional[str], min_rating: Optional[float] = None,
-          skip_missing: bool = False, overwrite: bool = False) -> Dict[str, object]:
+          skip_missing: bool = False, overwrite: bool = False, max_users: Optional[int] = None,
+          seed: int = 0) -> Dict[str, object]:
     """Build the chosen logs under ``output`` (all or nothing). Returns the manifest and the missing sources."""
     from tqdm import tqdm
 
@@ -296,7 +313,8 @@ def build(output: str, names: Sequence[str], wheels: Optional[str], min_rating: 
     with staged_output(output, overwrite=overwrite) as tmp:
         for source in tqdm(chosen, desc="logs", unit="log"):
             try:
-                manifest.append(build_log(source, os.path.join(tmp, source.name), wheels, min_rating))
+                manifest.append(build_log(source, os.path.join(tmp, source.name), wheels, min_rating, max_users,
+                                          seed))
             except FileNotFoundError as exc:
                 if not skip_missing:
                     raise FileNotFoundError(f"{source.name}: {exc}; bring it with `{source.install}` and pass "
@@ -323,6 +341,10 @@ def build_parser(prog: str = "build_logs.py") -> argparse.ArgumentParser:
                         help="which logs (default: all)")
     parser.add_argument("--min-rating", type=float, default=None,
                         help="keep only ratings at or above this (default: every rating is an interaction)")
+    parser.add_argument("--max-users", type=positive_int, default=None, metavar="N",
+                        help="keep N users drawn at random (all their interactions), e.g. for timing at 10k and "
+                             "100k interactions (default: every user)")
+    parser.add_argument("--seed", type=int, default=0, help="which users --max-users draws")
     parser.add_argument("--skip-missing", action="store_true", help="build what is there, list the rest")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_common_arguments(parser)
@@ -332,7 +354,8 @@ def build_parser(prog: str = "build_logs.py") -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    result = build(args.output, args.logs, args.wheels, args.min_rating, args.skip_missing, args.overwrite)
+    result = build(args.output, args.logs, args.wheels, args.min_rating, args.skip_missing, args.overwrite,
+                   args.max_users, args.seed)
     parts = [f"{m['name']} {m['interactions']:,} interactions / {m['users']:,} users / {m['items']:,} items"
              for m in result["logs"]]
     missing = f"; missing: {', '.join(result['missing'])}" if result["missing"] else ""
