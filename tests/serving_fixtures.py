@@ -258,3 +258,26 @@ def build_half_plus_two(model_base: str, version: int = 123, name: str = "half_p
             shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
         os.rmdir(export_dir)
     return version_path(model_base, name, version)
+
+
+def build_spinner(model_base: str, version: int = 1, name: str = "spinner") -> str:
+    """A TF1 graph that counts to its input ``n`` (int64 [1]) in a while loop: as slow as asked, for timeouts."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with write_version(model_base, name, version) as tmp:
+        export_dir = os.path.join(tmp, "model")
+        builder = v1.saved_model.builder.SavedModelBuilder(export_dir)
+        graph = tf.Graph()
+        with graph.as_default(), v1.Session(graph=graph) as session:
+            n = v1.placeholder(tf.int64, [None], name="n")
+            count = tf.while_loop(lambda i: i < n[0], lambda i: i + 1, [tf.constant(0, tf.int64)])
+            signature = v1.saved_model.signature_def_utils.predict_signature_def(
+                {"n": n}, {"i": tf.reshape(count, [1])})
+            builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
+                                                 signature_def_map={"serving_default": signature})
+        builder.save()
+        for entry in os.listdir(export_dir):
+            shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
+        os.rmdir(export_dir)
+    return version_path(model_base, name, version)

@@ -175,3 +175,17 @@ def test_warmup_records_are_replayed_before_serving(base, tmp_path):
         assert metrics.samples(":tensorflow:serving:model_warmup_latency_count") == [({"model_path": "m/1"}, 1.0)]
     finally:
         manager.stop()
+
+
+def test_model_runs_past_the_timeout_get_504(tmp_path):
+    from tests.serving_fixtures import build_spinner
+
+    build_spinner(str(tmp_path))
+    config = ServerConfig(rest_port=0, grpc_port=None, poll_interval_s=0, run_timeout_ms=300)
+    with ModelServer([ModelConfig("spinner", str(tmp_path / "spinner"))], config) as server:
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/spinner:predict"
+        assert requests.post(url, json={"instances": [10]}).json() == {"predictions": [10]}
+        started = time.monotonic()
+        slow = requests.post(url, json={"instances": [10 ** 15]})
+        assert slow.status_code == 504 and "Timed out" in slow.json()["error"]
+        assert time.monotonic() - started < 5
