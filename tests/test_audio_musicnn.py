@@ -23,8 +23,13 @@ def track_patches(name: str, count: int = 2) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
-    return musicnn.build_musicnn(cache_dir=str(tmp_path_factory.mktemp("cache")))
+def cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("musicnn_cache"))
+
+
+@pytest.fixture(scope="module")
+def net(cache):
+    return musicnn.build_musicnn(cache_dir=cache)  # converts the checkpoint into ``cache`` once
 
 
 @pytest.mark.slow
@@ -64,17 +69,16 @@ def test_architecture_and_checkpoint_names():
 
 
 @pytest.mark.slow
-def test_converted_weights_are_cached_atomically_and_reconverted_when_damaged(tmp_path):
-    cache = str(tmp_path)
-    first = musicnn.build_musicnn(cache_dir=cache)
+def test_converted_weights_are_cached_atomically_and_reconverted_when_damaged(net, cache):
     path = os.path.join(cache, musicnn.cache_file_name(musicnn.DEFAULT_MODEL))
     assert sorted(os.listdir(cache)) == [os.path.basename(path)]  # no temporary file left behind
     stamp = os.stat(path).st_mtime_ns
     second = musicnn.build_musicnn(cache_dir=cache)
     assert os.stat(path).st_mtime_ns == stamp  # loaded, not converted again
     x = np.random.default_rng(0).random((1, 187, 96)).astype(np.float32) * 3
-    np.testing.assert_array_equal(first.predict(x, verbose=0)["logits"], second.predict(x, verbose=0)["logits"])
+    expected = net.predict(x, verbose=0)["logits"]
+    np.testing.assert_array_equal(expected, second.predict(x, verbose=0)["logits"])
     with open(path, "wb") as handle:
         handle.write(b"damaged")
     third = musicnn.build_musicnn(cache_dir=cache)
-    np.testing.assert_array_equal(first.predict(x, verbose=0)["logits"], third.predict(x, verbose=0)["logits"])
+    np.testing.assert_array_equal(expected, third.predict(x, verbose=0)["logits"])

@@ -136,10 +136,10 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     from retrieval.music.export import check_export
     from retrieval.music.run import evaluate_run, load_run
 
-    embeddings, index_path, pairs_path, _, _ = synthetic_world(tmp_path)
+    embeddings, index_path, pairs_path, _, _ = synthetic_world(tmp_path, videos_per_category=6)
     run = str(tmp_path / "run")
     assert main(["train", "--index", index_path, "--embeddings", embeddings, "--pairs", pairs_path,
-                 "--output", run, "--epochs", "12", "--quiet"]) == 0
+                 "--output", run, "--epochs", "8", "--quiet"]) == 0
     assert "best epoch" in capsys.readouterr().out
     for name in ("run.json", "music_index.npz", "pairs_test.csv", "test_negatives.npy", "video_popularity_test.npy",
                  "towers.weights.h5"):
@@ -193,9 +193,11 @@ def test_verbs_reject_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_index_real_tracks(tmp_path, capsys):
+def test_index_real_tracks(tmp_path, capsys, monkeypatch):
     """Three real tracks (their first 3 s) through PyAV and musicnn; a corrupt file is named and left out."""
     import shutil
+
+    monkeypatch.setenv("XINPIANCHANG_CACHE", str(tmp_path / "cache"))  # converted weights stay in the test's folder
 
     from retrieval.music.cli import main
     from retrieval.music.library import immich_library_dir
