@@ -120,8 +120,6 @@ def quality(args: argparse.Namespace) -> int:
     lines += ["", f"best tower on validation: {best}; test split, every method in the same run "
                   f"({test['items']} items, {test['all'][test['main']]['users']} users):", "",
               format_markdown(test["all"])]
-    if test["skipped"]:
-        lines += [""] + [f"({why})" for why in test["skipped"]]
     if test["cold_start"]:
         lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
                   format_markdown(test["cold_start"])]

@@ -83,8 +83,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.split} split, full ranking over {result['items']} items, history masked:")
     print(table(result["all"]))
-    for reason in result["skipped"]:
-        print(f"({reason})")
     if result["cold_start"]:
         print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
         print(table(result["cold_start"]))

@@ -64,8 +64,7 @@ def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: in
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def build_scorers(run: Run, catalog: Sequence[str], row: Dict[str, int], skipped: List[str],
-                  progress: bool = False) -> list:
+def build_scorers(run: Run, catalog: Sequence[str], row: Dict[str, int]) -> list:
     """The two-tower model and every baseline, fitted on the run's training sequences."""
     train = run.split.train
     scorers = [TowerScorer(main_method(run), run.model, run.content, catalog, run.max_history)]
@@ -74,11 +73,9 @@ def build_scorers(run: Run, catalog: Sequence[str], row: Dict[str, int], skipped
     scorers.append(baselines.MostPopular(catalog, train))
     scorers.append(baselines.Markov(catalog, train))
     scorers.append(baselines.ItemKNN(catalog, train))
-    ease = baselines.timed("EASE", lambda: baselines.Ease(catalog, train), skipped)
-    if ease is not None:
-        validation = list(run.split.validation)
-        ease.tune(validation, lambda model, cases: ndcg(case_ranks(model, cases, row), 10))
-        scorers.append(ease)
+    ease = baselines.Ease(catalog, train)
+    ease.tune(list(run.split.validation), lambda model, cases: ndcg(case_ranks(model, cases, row), 10))
+    scorers.append(ease)
     if run.has_content:
         scorers.append(baselines.ContentCosine(catalog, run.table.vectors))
     return scorers
@@ -89,7 +86,7 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     """Metrics for every method on ``split_name`` (``test`` or ``validation``).
 
     Returns:
-      ``{"split", "items", "cold_items", "main": the model's row name, "skipped": [why], "settings": {method: ...},
+      ``{"split", "items", "cold_items", "main": the model's row name, "settings": {method: ...},
       "all": {method: metrics}, "cold_start": {method: metrics}}`` where metrics is
       ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``.
     """
@@ -98,16 +95,15 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     cases: List[EvalCase] = list(getattr(run.split, split_name))
     catalog = run.table.ids.astype(str).tolist()
     row = {item: n for n, item in enumerate(catalog)}
-    skipped: List[str] = []
-    scorers = build_scorers(run, catalog, row, skipped, progress)
+    scorers = build_scorers(run, catalog, row)
     cold_mask = np.asarray([c.target in run.split.cold_items for c in cases], dtype=bool)
     result = {"split": split_name, "items": len(catalog), "cold_items": len(run.split.cold_items),
-              "main": main_method(run), "skipped": skipped, "settings": {}, "all": {}, "cold_start": {}}
+              "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}}
     for scorer in tqdm(scorers, desc="evaluate", unit="method", disable=not progress):
         ranks = case_ranks(scorer, cases, row)
         result["all"][scorer.name] = ranking_metrics(ranks, ks)
         if cold_mask.any():
             result["cold_start"][scorer.name] = ranking_metrics(ranks[cold_mask], ks)
         if getattr(scorer, "l2", None) is not None:
-            result["settings"][scorer.name] = {"l2": scorer.l2}
+            result["settings"][scorer.name] = {"l2": scorer.l2, "items": int(scorer.columns.size)}
     return result

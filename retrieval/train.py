@@ -113,7 +113,11 @@ class _TqdmEpochs(tf.keras.callbacks.Callback):
         self.bar = tqdm(total=epochs, desc=desc, unit="epoch", disable=disable)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.3f}")
+        logs = logs or {}
+        shown = {"loss": f"{logs.get('loss', float('nan')):.3f}"}
+        if "val_ndcg_10" in logs:
+            shown["val_ndcg@10"] = f"{logs['val_ndcg_10']:.4f}"
+        self.bar.set_postfix(**shown)
         self.bar.update(1)
 
     def on_train_end(self, logs=None):

@@ -184,7 +184,7 @@ def test_markov_follows_the_last_item_and_backs_off_to_popularity():
 
 
 def test_ease_and_item_knn_score_co_consumed_items():
-    from retrieval.baselines import Ease, ItemKNN, TooLarge
+    from retrieval.baselines import Ease, ItemKNN
 
     catalog = ["a", "b", "c", "d", "e"]
     train = {f"u{n}": (["a", "b"] if n % 2 else ["c", "d"]) + ["e"] for n in range(20)}
@@ -196,8 +196,10 @@ def test_ease_and_item_knn_score_co_consumed_items():
     ease = Ease(catalog, train)
     tried = ease.tune(cases, lambda m, c: float(m.scores(c)[0, 1]), grid=(1.0, 100.0))
     assert set(tried) == {1.0, 100.0} and ease.l2 == max(tried, key=tried.get)
-    with pytest.raises(TooLarge, match="5 catalog items is above its limit of 4"):
-        Ease(catalog, train, max_items=4)
+    top = Ease(catalog, train, max_items=3).fit(10.0)  # a, b... all seen 10 times; e 20 times
+    assert top.name == "EASE (top 3 items)" and top.columns.tolist() == [0, 1, 4]
+    scores = top.scores(cases)
+    assert scores.shape == (2, 5) and (scores[:, [2, 3]] < -1e8).all() and scores[0, 1] > scores[0, 4]
 
 
 def test_markdown_table_marks_the_best_value():

@@ -96,7 +96,8 @@ def test_evaluation_ranks_all_methods_on_the_same_split(trained):
     methods = {"two-tower bag (content + id)", "content-only cosine", "most popular", "id-only two-tower",
                "item-to-item Markov", "item-kNN cosine", "EASE"}
     assert set(result["all"]) == methods and set(result["cold_start"]) == methods
-    assert result["settings"]["EASE"]["l2"] in (1.0, 10.0, 100.0, 1000.0) and result["skipped"] == []
+    assert result["settings"]["EASE"] == {"l2": result["settings"]["EASE"]["l2"], "items": 124}
+    assert result["settings"]["EASE"]["l2"] in (1.0, 10.0, 100.0, 1000.0)
     for row in result["all"].values():
         assert row["users"] == 150
         assert 0 <= row["HR@10"] <= row["HR@20"] <= row["HR@50"] <= 1
@@ -236,6 +237,9 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "cold start" in printed and "evaluate: two-tower bag (content + id) HR@10" in printed
     assert json.load(open(tmp_path / "m.json"))["all"]["most popular"]["users"] == 150
+    assert main(["evaluate", "--run", trained["run"], "--split", "valid", "--json", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # --json alone: only the JSON, on stdout
+    assert printed["split"] == "validation" and printed["all"]["EASE"]["users"] == 150
     item = trained["table"].ids[3]
     assert main(["recommend", "--run", trained["run"], "--item", item, "--k", "3"]) == 0
     assert "recommend: 3 items for items like" in capsys.readouterr().out
@@ -244,6 +248,8 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     assert "ignoring 1 unknown items: nope" in captured.err
     assert main(["recommend", "--run", trained["run"], "--user", "nobody"]) == 2
     assert "user 'nobody' is not in the run" in capsys.readouterr().err
+    assert main(["recommend", "--run", trained["run"], "--history", "nope,,"]) == 2
+    assert "no item of it is in the catalog" in capsys.readouterr().err
     bad = str(tmp_path / "bad.npz")
     table = trained["table"]
     vectors = table.vectors.copy()
