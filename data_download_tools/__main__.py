@@ -110,7 +110,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
         workers=args.workers, categories=categories, limit=args.limit, verify=not args.no_verify,
         failures_path=args.failures, parse_limits=parse_limits_from_args(args),
         fetch=FetchConfig(timeout_s=args.timeout, retries=args.retries, backoff_s=args.backoff,
-                          max_per_host=args.max_per_host, delay_s=args.delay),
+                          max_per_host=args.max_per_host, delay_s=args.delay, deadline_s=args.deadline,
+                          max_video_bytes=args.max_video_bytes, max_cover_bytes=args.max_cover_bytes,
+                          max_redirects=args.max_redirects, allowed_hosts=frozenset(args.allow_host or ())),
     )
     total = None if categories else count_lines(args.info)
     if args.limit is not None:
@@ -119,6 +121,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
         summary = download(args.info, args.output, config, progress=lambda result: bar.update(1))
     for error in summary.line_errors:
         print(f"invalid record {error}", file=sys.stderr)
+    for message in summary.duplicates + summary.conflicts:
+        print(f"duplicate: {message}", file=sys.stderr)
     print(summary.line())
     return 0 if summary.ok else 1
 
@@ -191,6 +195,9 @@ def _add_make_demo(verbs) -> None:
 
 
 def _configure_download(parser: argparse.ArgumentParser) -> None:
+    from data_download_tools.http_fetch import FetchConfig
+
+    defaults_fetch = FetchConfig()
     parser.add_argument("--info", required=True, metavar="FILE",
                         help="multimodal_data_info.json (or a failures file from an earlier run)")
     add_output(parser, required=False, metavar="ROOT", help="the dataset root to download into (required)",
@@ -202,6 +209,17 @@ def _configure_download(parser: argparse.ArgumentParser) -> None:
                         help="retries of a timeout, reset or 5xx, with exponential backoff (default 4)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to connect and for any byte to arrive (default 30)")
+    parser.add_argument("--deadline", type=float, default=defaults_fetch.deadline_s, metavar="SECONDS",
+                        help=f"longest one attempt at one file may take in all (default {defaults_fetch.deadline_s:g})")
+    parser.add_argument("--max-video-bytes", type=positive_int, default=defaults_fetch.max_video_bytes, metavar="N",
+                        help=f"largest clip accepted (default {defaults_fetch.max_video_bytes})")
+    parser.add_argument("--max-cover-bytes", type=positive_int, default=defaults_fetch.max_cover_bytes, metavar="N",
+                        help=f"largest cover accepted (default {defaults_fetch.max_cover_bytes})")
+    parser.add_argument("--max-redirects", type=non_negative_int, default=defaults_fetch.max_redirects,
+                        metavar="N", help=f"redirects followed per request (default {defaults_fetch.max_redirects})")
+    parser.add_argument("--allow-host", action="append", metavar="HOST",
+                        help="a host redirects may lead to besides the URL's own (repeatable; default: none; "
+                             "https never redirects to http)")
     parser.add_argument("--backoff", type=float, default=1.0,
                         help="first backoff in seconds, doubling per retry, with jitter (default 1)")
     parser.add_argument("--max-per-host", type=positive_int, default=8,
@@ -210,7 +228,8 @@ def _configure_download(parser: argparse.ArgumentParser) -> None:
                         help="least seconds between request starts to one host (default 0; the original used 3.5)")
     parser.add_argument("--failures", metavar="FILE", help="failures file (default ROOT/download_failures.json)")
     parser.add_argument("--no-verify", action="store_true",
-                        help="do not decode files: any non-empty file on disk counts as done")
+                        help="do not decode files: any non-empty file on disk counts as done (the Content-Type "
+                             "must then say video or image)")
     add_parse_limit_arguments(parser, info_file=True)
     add_common_arguments(parser)
     parser.set_defaults(func=_cmd_download)

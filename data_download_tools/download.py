@@ -11,6 +11,10 @@ over the 562,342 records of the full dataset holds O(workers) records in memory.
 
 Failed items go to a failures file: JSON lines with the record's keys plus ``reason``, which ``--info``
 accepts for a retry run (the info reader ignores the extra key).
+
+Each (label, id) has one target: a record listed again is reported as a duplicate and not downloaded a
+second time (never raced: two workers never write one file), and an id listed under two labels is
+reported (it could land in two splits). The item folders are created without following links.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import json
 import logging
 import os
 import time
-from typing import Callable, FrozenSet, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional
 
+from data_interface_for_model.atomic import safe_makedirs
 from data_interface_for_model.info_file import LineError, iter_info_file
 from data_interface_for_model.item_txt import read_item_txt, write_item_txt
 from data_interface_for_model.layout import item_paths
@@ -81,11 +86,17 @@ class ItemResult:
     reason: str = ""
     bytes_received: int = 0
     permanent: bool = False
+    disk_full: bool = False
+
+
+#: Duplicate and conflicting records kept for the summary (the rest are only counted and logged).
+MAX_KEPT_DUPLICATES = 100
 
 
 @dataclasses.dataclass
 class DownloadSummary:
-    """Totals of a run."""
+    """Totals of a run; ``duplicates`` lists records listed again under the same label and id (skipped),
+    ``conflicts`` ids listed under two labels (both downloaded, reported)."""
 
     downloaded: int = 0
     skipped: int = 0
@@ -95,6 +106,11 @@ class DownloadSummary:
     seconds: float = 0.0
     failures_path: Optional[str] = None
     line_errors: List[LineError] = dataclasses.field(default_factory=list)
+    duplicate_count: int = 0
+    conflict_count: int = 0
+    disk_full: int = 0
+    duplicates: List[str] = dataclasses.field(default_factory=list)
+    conflicts: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -103,8 +119,14 @@ class DownloadSummary:
     def line(self) -> str:
         rate = self.bytes_received / self.seconds / 1e6 if self.seconds else 0.0
         text = (f"download: {self.downloaded} downloaded, {self.skipped} skipped, {self.failed} failed"
-                f", {self.invalid_lines} invalid lines; {self.bytes_received / 1e6:.1f} MB in {self.seconds:.1f} s"
-                f" ({rate:.1f} MB/s)")
+                f", {self.invalid_lines} invalid lines")
+        if self.duplicate_count:
+            text += f", {self.duplicate_count} duplicate records"
+        if self.conflict_count:
+            text += f", {self.conflict_count} ids under two labels"
+        if self.disk_full:
+            text += f", {self.disk_full} stopped by a full disk (.part kept)"
+        text += f"; {self.bytes_received / 1e6:.1f} MB in {self.seconds:.1f} s ({rate:.1f} MB/s)"
         if self.failures_path:
             text += f"; failures in {self.failures_path}"
         return text
@@ -127,16 +149,17 @@ def download_item(record: VideoRecord, root: str, fetcher: HttpFetcher, verify: 
     """
     try:
         paths = item_paths(root, record.label, record.mp4_id)
-        os.makedirs(os.path.dirname(paths["video"]), exist_ok=True)
-    except (RecordError, OSError) as exc:
+        safe_makedirs(root, record.label, record.mp4_id)
+    except (ValueError, OSError) as exc:  # RecordError, UnsafePathError (a link in the tree), a disk error
         return ItemResult(record, "failed", f"cannot create the item folder: {exc}", permanent=True)
-    reasons, permanent, fetched, received = [], True, 0, 0
+    reasons, permanent, fetched, received, disk_full = [], True, 0, 0, False
     for kind, url in (("video", record.video_url), ("cover", record.cover_url)):
         try:
             got = _fetch_one(kind, url, paths[kind], record, fetcher, verify)
         except FetchError as exc:
             reasons.append(f"{kind}: {exc.reason} after {exc.attempts} attempt(s)")
             permanent = permanent and exc.permanent
+            disk_full = disk_full or exc.disk_full
             continue
         except Exception as exc:  # a bug or an unforeseen error: this item fails, the run goes on
             logger.exception("%s/%s: unexpected error on the %s", record.label, record.mp4_id, kind)
@@ -152,13 +175,15 @@ def download_item(record: VideoRecord, root: str, fetcher: HttpFetcher, verify: 
         reasons.append(f"text: cannot write {paths['text']}: {exc}")
         permanent = False
     if reasons:
-        return ItemResult(record, "failed", "; ".join(reasons), received, permanent)
+        return ItemResult(record, "failed", "; ".join(reasons), received, permanent, disk_full)
     return ItemResult(record, "downloaded" if fetched else "skipped", "", received)
 
 
 def _fetch_one(kind: str, url: str, target: str, record: VideoRecord, fetcher: HttpFetcher,
                verify: bool) -> Optional[int]:
     """Fetch one file unless a good copy is on disk; the bytes received, or None when skipped."""
+    if os.path.islink(target):  # never read or verify through a link planted in the tree
+        os.remove(target)
     if os.path.isfile(target) and os.path.getsize(target) > 0:
         try:
             if verify:
@@ -170,7 +195,7 @@ def _fetch_one(kind: str, url: str, target: str, record: VideoRecord, fetcher: H
             with contextlib.suppress(FileNotFoundError):
                 os.remove(target)
     check = (lambda path: verify_file(kind, path)) if verify else None
-    return fetcher.fetch(url, target, verify=check).bytes_received
+    return fetcher.fetch(url, target, verify=check, kind=kind).bytes_received
 
 
 def select_records(
@@ -187,6 +212,37 @@ def select_records(
         count += 1
         if limit is not None and count >= limit:
             return
+
+
+def unique_targets(records: Iterable[VideoRecord], summary: DownloadSummary) -> Iterator[VideoRecord]:
+    """Stream ``records`` with one record per (label, id): a repeat is counted in ``summary.duplicates``
+    and dropped; an id seen under another label is counted in ``summary.conflicts`` and kept.
+
+    Holds one entry per id seen (about 100 bytes each: some 60 MB for the 562,342 ids of the full file).
+    """
+    labels: Dict[str, object] = {}  # id -> its label, or a frozenset of labels once it has several
+    for record in records:
+        seen = labels.get(record.mp4_id)
+        if seen is None:
+            labels[record.mp4_id] = record.label
+            yield record
+            continue
+        known = seen if isinstance(seen, frozenset) else frozenset((seen,))
+        if record.label in known:
+            summary.duplicate_count += 1
+            message = f"{record.label}/{record.mp4_id} listed again: downloaded once, this record skipped"
+            logger.warning("duplicate record %s", message)
+            if len(summary.duplicates) < MAX_KEPT_DUPLICATES:
+                summary.duplicates.append(message)
+            continue
+        summary.conflict_count += 1
+        message = (f"mp4_id {record.mp4_id} under {', '.join(sorted(known))} and {record.label}: it could "
+                   "land in two splits")
+        logger.warning("%s", message)
+        if len(summary.conflicts) < MAX_KEPT_DUPLICATES:
+            summary.conflicts.append(message)
+        labels[record.mp4_id] = known | {record.label}
+        yield record
 
 
 def count_lines(path: str) -> int:
@@ -232,8 +288,9 @@ def download(
         if len(summary.line_errors) < MAX_KEPT_LINE_ERRORS:
             summary.line_errors.append(error)
 
-    records = select_records(iter_info_file(info_path, on_error=on_line_error, limits=config.parse_limits),
-                             config.categories, config.limit)
+    records = unique_targets(select_records(iter_info_file(info_path, on_error=on_line_error,
+                                                           limits=config.parse_limits),
+                                            config.categories, config.limit), summary)
     started = time.monotonic()
     # a fixed hidden name, so that a killed run's leftover is overwritten by the next run, not multiplied
     tmp = os.path.join(os.path.dirname(failures_path) or ".", "." + os.path.basename(failures_path) + ".part")
@@ -244,6 +301,7 @@ def download(
                 summary.bytes_received += result.bytes_received
                 if result.status == "failed":
                     summary.failed += 1
+                    summary.disk_full += result.disk_full
                     failures.write(failure_line(result) + "\n")
                     logger.warning("failed %s/%s: %s", result.record.label, result.record.mp4_id, result.reason)
                 elif result.status == "downloaded":

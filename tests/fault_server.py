@@ -5,7 +5,8 @@ HTTP/1.1 keep-alive, strong ETags and single ``Range: bytes=N-[M]`` requests (20
 Per path (relative to the folder, unquoted, e.g. ``"Beach/123/123.mp4"``) a :class:`Fault` makes it
 misbehave: an error status N times, a dropped connection mid-body, a body shorter than its
 Content-Length, a response slower than the client's timeout, garbage bytes, a permanent 404, no Range
-support. ``latency_s`` delays every response and ``bytes_per_s`` throttles every body. Every answered
+support, a redirect, a wrong Content-Type or Content-Length, an endless body without a length, a body
+dripped a byte at a time. ``latency_s`` delays every response and ``bytes_per_s`` throttles every body. Every answered
 request is logged in :attr:`FaultServer.log` (and counted on arrival in :attr:`FaultServer.arrivals`).
 
 Run it by hand: ``python -m tests.fault_server FOLDER [--latency 0.05]``.
@@ -13,6 +14,7 @@ Run it by hand: ``python -m tests.fault_server FOLDER [--latency 0.05]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import http.server
@@ -44,6 +46,11 @@ class Fault:
     sleep_s: float = 0.0
     garbage_times: int = 0  # send random bytes of the right length (a file that fails verification)
     no_range: bool = False  # ignore Range (answer 200 with the whole file)
+    redirect_to: Optional[str] = None  # answer 302 with this Location
+    content_type: Optional[str] = None  # send this Content-Type instead of the file's
+    declare_length: Optional[int] = None  # send this Content-Length (and the real body, then close)
+    stream_bytes: Optional[int] = None  # send this many zero bytes without a Content-Length, then close
+    drip_s: Optional[float] = None  # send the body one byte at a time, this many seconds apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +103,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if owner.latency_s:
             time.sleep(owner.latency_s)
         full = os.path.realpath(os.path.join(owner.folder, path))
-        if not full.startswith(owner.folder + os.sep) or not os.path.isfile(full):
-            return self._status_only(path, 404)
         with owner.lock:
             fault = owner.faults.get(path) or Fault()
+        synthetic = fault.redirect_to is not None or fault.stream_bytes is not None or fault.status is not None
+        if not synthetic and (not full.startswith(owner.folder + os.sep) or not os.path.isfile(full)):
+            return self._status_only(path, 404)
+        with owner.lock:
             action = None
             for name in ("fail", "drop", "short", "sleep", "garbage"):
                 if getattr(fault, name + "_times") > 0:
@@ -108,6 +117,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     break
         if fault.status is not None:
             return self._status_only(path, fault.status)
+        if fault.redirect_to is not None:
+            self.send_response(302)
+            self.send_header("Location", fault.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self._log(path, 302, 0)
+        if fault.stream_bytes is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", fault.content_type or "video/mp4")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            sent = 0
+            with contextlib.suppress(ConnectionError):
+                while sent < fault.stream_bytes:
+                    block = min(1 << 16, fault.stream_bytes - sent)
+                    self.wfile.write(b"\0" * block)
+                    sent += block
+            return self._log(path, 200, sent)
         if action == "fail":
             return self._status_only(path, fault.fail_status, fault.retry_after)
         if action == "sleep":
@@ -133,8 +161,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if action == "garbage":
             body = os.urandom(len(body))
         self.send_response(status)
-        self.send_header("Content-Type", "video/mp4" if path.endswith(".mp4") else "image/jpeg")
-        self.send_header("Content-Length", str(len(body)))
+        media = "video/mp4" if path.endswith(".mp4") else "image/jpeg"
+        length = fault.declare_length if fault.declare_length is not None else len(body)
+        self.send_header("Content-Type", fault.content_type or media)
+        self.send_header("Content-Length", str(length))
+        if fault.declare_length is not None:
+            self.close_connection = True
         self.send_header("ETag", etag)
         if owner.range_support and not fault.no_range:
             self.send_header("Accept-Ranges", "bytes")
@@ -145,7 +177,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = body[:min(fault.drop_after, len(body) // 2)]
         elif action == "short":
             body = body[:len(body) // 2]
-        sent = self._send(body)
+        sent = self._drip(body, fault.drip_s) if fault.drip_s else self._send(body)
         if action in ("drop", "short"):
             self.wfile.flush()
             if action == "drop":  # a reset, not a clean close (after a pause, so the client reads what came)
@@ -153,6 +185,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
         self._log(path, status, sent)
+
+    def _drip(self, body: bytes, every_s: float) -> int:
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            for offset in range(len(body)):
+                self.wfile.write(body[offset:offset + 1])
+                self.wfile.flush()
+                sent += 1
+                time.sleep(every_s)
+        return sent
 
     def _send(self, body: bytes) -> int:
         rate = self.server.owner.bytes_per_s
