@@ -38,6 +38,7 @@ INSTALL_REQUIRES = [
     "sqlalchemy>=2.0",
     "python-multipart>=0.0.9",
     "psycopg[binary]>=3.1",  # PostgreSQL stores
+    "threadpoolctl",  # the catalog's brute-force search runs BLAS single-threaded
 ]
 
 setup(
