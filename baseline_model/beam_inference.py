@@ -320,25 +320,35 @@ def read_output(output: str, kind: str = "embed"):
 
 # ------------------------------------------------------------------------------------------ verbs
 def inference_verb(args: argparse.Namespace, kind: str) -> int:
-    """``embed``/``predict --runner ...``: the exported model of ``--run`` (or ``--model``) over ``--data-dir``.
+    """``embed``/``predict --runner ...``: the exported model of ``--run`` (or ``--model``) over a dataset.
 
-    Expects ``args.run`` or ``args.model``, ``args.data_dir``, ``args.output``, ``args.runner``,
-    ``args.pipeline_options`` and optionally ``args.frames``/``args.image_size`` (default: the run's).
+    Reads ``args.run`` or ``args.model``, ``args.output`` (a folder), ``args.runner``,
+    ``args.pipeline_options``, and the data: ``args.data_dir`` (prepared shards) and, when ``args.data_root``
+    is given, that root prepared first through the same runner (a matching build is reused; default data dir
+    ``RUN/embed_data``, as the single-process ``embed``). ``args.frames``/``args.image_size`` default to the
+    run's.
     """
+    from data_interface_for_model.beam_prepare import prepare_with_beam
     from data_interface_for_model.cli import UsageError
 
     model_path = getattr(args, "model", None)
     num_frames, size = getattr(args, "frames", None), getattr(args, "image_size", None)
+    data_dir = getattr(args, "data_dir", None)
     if getattr(args, "run", None):
         run_frames, run_size, exported = _run_model(args.run, "classifier" if kind == "predict" else "embedder")
         model_path = model_path or exported
         num_frames, size = num_frames or run_frames, size or run_size
+        data_dir = data_dir or os.path.join(args.run, "embed_data")
     if not model_path:
         raise UsageError(f"{kind} --runner needs --run RUN (with an export) or --model SAVEDMODEL")
-    if not args.data_dir or not args.output:
+    if not data_dir or not getattr(args, "output", None):
         raise UsageError(f"{kind} --runner needs --data-dir (prepared shards) and --output (a folder)")
-    report = run_beam_inference(model_path, args.data_dir, args.output, kind, num_frames or defaults.FRAMES,
-                                size or defaults.IMAGE_SIZE, beam_options=options_from_args(args))
+    num_frames, size = num_frames or defaults.FRAMES, size or defaults.IMAGE_SIZE
+    options = options_from_args(args)
+    if getattr(args, "data_root", None):
+        prepared = prepare_with_beam(args.data_root, data_dir, num_frames, size, beam_options=options)
+        logger.info("%s", prepared.summary())
+    report = run_beam_inference(model_path, data_dir, args.output, kind, num_frames, size, beam_options=options)
     print(report.summary())
     return 0
 

@@ -101,3 +101,16 @@ def test_handler_pads_ragged_frames_and_names_a_missing_signature(exported_run):
         SavedModelHandler(paths["embedder"], "embed").load_model()
     with pytest.raises(FileNotFoundError, match="saved_model.pb"):
         run_beam_inference(os.path.dirname(paths["embedder"]), "x", "y")
+
+
+def test_verb_needs_a_model_and_an_output(tmp_path):
+    import argparse
+
+    from baseline_model.beam_inference import inference_verb
+    from data_interface_for_model.cli import UsageError
+
+    args = argparse.Namespace(runner="direct", pipeline_options=[], data_dir=str(tmp_path), output=str(tmp_path))
+    with pytest.raises(UsageError, match="--run RUN"):
+        inference_verb(args, "embed")
+    with pytest.raises(FileNotFoundError, match="run_config.json"):
+        inference_verb(argparse.Namespace(**vars(args), run=str(tmp_path)), "predict")
