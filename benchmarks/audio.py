@@ -66,7 +66,8 @@ def port(args: argparse.Namespace) -> int:
         mine = musicnn.top_tags(ours["tags"][rows].mean(0), args.model, 3)
         theirs = musicnn.top_tags(sigmoid(reference["logits"][rows]).mean(0), args.model, 3)
         agree += mine == theirs
-        print(f"  {track.music_id:28s} {', '.join(mine):34s} {'same' if mine == theirs else 'original: ' + ', '.join(theirs)}")
+        verdict = "same" if mine == theirs else "original: " + ", ".join(theirs)
+        print(f"  {track.music_id:28s} {', '.join(mine):34s} {verdict}")
     print(f"top-3 tags identical on {agree}/{len(tracks)} tracks; forward: Keras {keras_s:.2f} s, original TF1 graph "
           f"(incl. building and restoring) {reference_s:.2f} s; {load()}")
     return 0
@@ -106,8 +107,8 @@ def decode(args: argparse.Namespace) -> int:
     for _ in range(5):
         audio.log_mel(batch)
     spent = (time.perf_counter() - started) / 5
-    print(f"log_mel (tf.signal): {batch.shape[0]} patches in {1000 * spent:.0f} ms ({1000 * spent / batch.shape[0]:.1f} "
-          f"ms/patch); {load()}")
+    per_patch = 1000 * spent / batch.shape[0]
+    print(f"log_mel (tf.signal): {batch.shape[0]} patches in {1000 * spent:.0f} ms ({per_patch:.1f} ms/patch); {load()}")
     return 0
 
 

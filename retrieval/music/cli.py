@@ -31,6 +31,10 @@ def _index(args: argparse.Namespace) -> int:
 
     from retrieval.music.library import embed_library, immich_library_dir, save_index, scan_library
 
+    if args.demo_pairs and not args.pairs_output:  # checked before the long embedding pass
+        raise UsageError("index: --demo-pairs needs --pairs-output FILE")
+    if args.demo_pairs and not os.path.isfile(args.demo_pairs):
+        raise FileNotFoundError(f"index: --demo-pairs {args.demo_pairs}: no such file")
     folder = args.library or immich_library_dir()
     started = time.perf_counter()
     tracks = scan_library(folder)
@@ -45,8 +49,6 @@ def _index(args: argparse.Namespace) -> int:
         from data_interface_for_model.embeddings_file import read_embeddings
         from retrieval.music.pairs import DemoPairsConfig, simulate_pairs, usage_counts, write_pairs
 
-        if not args.pairs_output:
-            raise UsageError("index: --demo-pairs needs --pairs-output FILE")
         videos = read_embeddings(args.demo_pairs)
         pairs = simulate_pairs(videos.ids, videos.labels, videos.vectors, index.ids, index.moods, index.vectors,
                                index.genres, DemoPairsConfig(seed=args.seed))
@@ -105,7 +107,8 @@ def _recommend(args: argparse.Namespace) -> int:
         table = read_embeddings(args.embeddings)
     row = table.index_of()
     if args.video not in row:
-        raise KeyError(f"video {args.video!r} is not in {args.embeddings or os.path.join(args.run, 'video_embeddings.npz')}")
+        source = args.embeddings or os.path.join(args.run, "video_embeddings.npz")
+        raise KeyError(f"video {args.video!r} is not in {source}")
     ids, scores = recommend(run, table.vectors[[row[args.video]]], k=args.k)
     moods = run.index.mood_of()
     for rank, (music, score) in enumerate(zip(ids[0], scores[0]), start=1):

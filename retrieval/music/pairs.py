@@ -151,7 +151,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def simulate_pairs(video_ids: Sequence[str], video_labels: Sequence[str], video_vectors: np.ndarray,
                    music_ids: Sequence[str], music_moods: Sequence[str], music_vectors: np.ndarray,
-                   music_genres: Sequence[str] = (), config: DemoPairsConfig = DemoPairsConfig()) -> List[Tuple[str, str]]:
+                   music_genres: Sequence[str] = (),
+                   config: DemoPairsConfig = DemoPairsConfig()) -> List[Tuple[str, str]]:
     """One background track per video, drawn as the module docstring says; deterministic for a seed."""
     rng = np.random.default_rng(config.seed)
     music_ids = [str(m) for m in music_ids]
