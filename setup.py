@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
     "pillow",
     "tqdm",
     "matplotlib",
+    "scikit-learn",  # the classifier's linear-probe reference and stratified cross-validation
     "grpcio",
     "requests",  # data_download_tools.http_fetch
     "prometheus-client",  # serving: /monitoring/prometheus/metrics with TF Serving's metric names
