@@ -16,7 +16,7 @@ from data_interface_for_model.categories import LABEL_TO_ID
 from data_interface_for_model.info_file import INFO_FILE_NAME
 from data_interface_for_model.item_txt import read_item_txt
 from data_interface_for_model.limits import DEFAULT_PARSE_LIMITS, ParseLimits
-from data_interface_for_model.schema import RecordError, VideoRecord, validate_label, validate_mp4_id
+from data_interface_for_model.schema import RecordError, VideoRecord, label_scope, validate_label, validate_mp4_id
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 MODALITIES = ("video", "cover", "text")
 EXTENSIONS = {"video": ".mp4", "cover": ".jpeg", "text": ".txt"}
 #: Files that may stand at the top of a root without being reported.
-ROOT_FILES = frozenset({INFO_FILE_NAME, "README.md", "download_failures.json"})
+ROOT_FILES = frozenset({INFO_FILE_NAME, "README.md", "download_failures.json", "labels.txt"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,8 @@ class LayoutReader:
       on_problem: called with each :class:`LayoutProblem` as it is found (default: collected in
         :attr:`problems` only).
       limits: bounds on each ``.txt`` (size, nesting, number length); one over them is a malformed_txt.
+      known_labels: the dataset's label set (:mod:`~data_interface_for_model.label_set`); a label folder
+        outside it is an unknown_label (default: the 31 xinpianchang categories).
 
     Iteration order is sorted (labels, then ids), so it is the same on every machine.
     """
@@ -105,8 +107,10 @@ class LayoutReader:
         labels: Optional[Iterable[str]] = None,
         on_problem: Optional[Callable[[LayoutProblem], None]] = None,
         limits: ParseLimits = DEFAULT_PARSE_LIMITS,
+        known_labels: Optional[Iterable[str]] = None,
     ):
         self.root = os.fspath(root)
+        self.known_labels = None if known_labels is None else frozenset(known_labels)
         self.allow_missing = _normalise_allowed(allow_missing)
         self.labels = None if labels is None else frozenset(labels)
         self.on_problem = on_problem
@@ -130,8 +134,9 @@ class LayoutReader:
                 continue
             if entry.name.startswith("."):
                 continue
-            if entry.name not in LABEL_TO_ID:
-                self._report(entry.path, "unknown_label", f"{entry.name!r} is not one of the 31 categories")
+            if entry.name not in (LABEL_TO_ID if self.known_labels is None else self.known_labels):
+                where = "one of the 31 categories" if self.known_labels is None else "in the dataset's label set"
+                self._report(entry.path, "unknown_label", f"{entry.name!r} is not {where}")
                 continue
             if self.labels is not None and entry.name not in self.labels:
                 continue
@@ -167,7 +172,8 @@ class LayoutReader:
         record = None
         if paths["text"] is not None:
             try:
-                record = read_item_txt(paths["text"], label=label, limits=self.limits)
+                with label_scope(self.known_labels):
+                    record = read_item_txt(paths["text"], label=label, limits=self.limits)
             except RecordError as exc:
                 self._report(paths["text"], "malformed_txt", str(exc))
                 paths["text"] = None

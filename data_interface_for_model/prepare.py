@@ -56,6 +56,8 @@ class PrepareReport:
         decode errors).
       seconds: how long the build took (of the original build when reused).
       reused: ``True`` when this call found a finished build and did nothing.
+      labels: the label set, class ``i`` is ``labels[i]``; label_source: where it came from (``labels.txt``,
+        ``xinpianchang`` or ``folders``; see :mod:`data_interface_for_model.label_set`).
     """
 
     dataset_dir: str
@@ -71,6 +73,8 @@ class PrepareReport:
     skipped: List[Dict[str, str]]
     seconds: float
     reused: bool = False
+    labels: List[str] = dataclasses.field(default_factory=list)
+    label_source: str = ""
 
     @property
     def num_examples(self) -> int:
@@ -92,9 +96,11 @@ class PrepareReport:
         how = "reused" if self.reused else f"built in {self.seconds:.1f} s ({self.items_per_second:.1f} items/s)"
         return f"{self.config_name}: {counts}; {skipped}; {how} -> {self.dataset_dir}"
 
-    def matches(self, root: str, fractions: Sequence[float], seed: int, quality: int) -> bool:
+    def matches(self, root: str, fractions: Sequence[float], seed: int, quality: int,
+                labels: Optional[Sequence[str]] = None) -> bool:
         return (self.root == root and [float(f) for f in fractions] == [float(f) for f in self.fractions]
-                and self.seed == seed and self.quality == quality)
+                and self.seed == seed and self.quality == quality
+                and (labels is None or list(labels) == list(self.labels)))
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -127,13 +133,28 @@ def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
     return folder
 
 
+def prepared_labels(data_dir: PathLike, num_frames: int, size: int) -> List[str]:
+    """The label set of the prepared build (class ``i`` is ``labels[i]``): as its report recorded it, or the
+    31 categories for a build made before label sets were recorded."""
+    from data_interface_for_model.categories import LABELS
+
+    report_path = os.path.join(find_dataset_dir(data_dir, num_frames, size), REPORT_NAME)
+    if os.path.isfile(report_path):
+        with open(report_path, encoding="utf-8") as handle:
+            labels = json.load(handle).get("labels")
+        if labels:
+            return list(labels)
+    return list(LABELS)
+
+
 def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format: Optional[str] = None):
     """The prepared builder for ``frames{T}_size{S}`` under ``data_dir``, set to read ``file_format``
     (``"tfrecord"`` for ``tf.data``, ``"array_record"`` for random access; default: as written)."""
-    from data_interface_for_model.xinpianchang import Builder, make_config
+    from data_interface_for_model.xinpianchang import Builder, BuildOptions, make_config
 
-    find_dataset_dir(data_dir, num_frames, size)
-    builder = Builder(config=make_config(num_frames, size), data_dir=os.fspath(data_dir))
+    labels = prepared_labels(data_dir, num_frames, size)
+    builder = Builder(config=make_config(num_frames, size), data_dir=os.fspath(data_dir),
+                      build_options=BuildOptions(labels=tuple(labels)))
     if file_format is not None and builder.info.file_format.value != file_format:
         # (DatasetInfo restores alternative formats into its proto only, not into `alternative_file_formats`)
         available = {builder.info.file_format.value, *builder.info.as_proto.alternative_file_formats}
@@ -239,12 +260,15 @@ def prepare_dataset(
     if not os.path.isdir(root):
         raise FileNotFoundError(f"layout root {root!r} is not a folder")
     make_config(num_frames, size)  # validates the arguments
+    from data_interface_for_model.label_set import discover_labels
+
+    label_set = discover_labels(root)
     version_dir = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
     report_path = os.path.join(version_dir, REPORT_NAME)
     if os.path.isfile(report_path) and not force:
         with open(report_path, encoding="utf-8") as handle:
             previous = PrepareReport.from_json(handle.read())
-        if previous.matches(root, fractions, seed, quality):
+        if previous.matches(root, fractions, seed, quality, label_set.names):
             previous.reused = True
             logger.info("reusing %s", version_dir)
             return previous
@@ -253,17 +277,19 @@ def prepare_dataset(
         shutil.rmtree(version_dir)  # an old, mismatched or unfinished build
 
     options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress,
-                           max_image_pixels=max_image_pixels, parse_limits=parse_limits)
+                           max_image_pixels=max_image_pixels, parse_limits=parse_limits, labels=label_set.names)
     if not isolate or not spawn_is_safe():
-        return _build(root, data_dir, num_frames, size, options, report_path)
+        return _build(root, data_dir, num_frames, size, options, report_path, label_set.source)
     # build in a fresh process: TensorFlow's runtime and ArrayRecord's thread pool then never start in this
     # one (ArrayRecord is not fork-safe: a process that has used it must not fork DataLoader workers)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
-        return executor.submit(_build, root, data_dir, num_frames, size, options, report_path).result()
+        return executor.submit(_build, root, data_dir, num_frames, size, options, report_path,
+                               label_set.source).result()
 
 
-def _build(root: str, data_dir: str, num_frames: int, size: int, options, report_path: str) -> PrepareReport:
+def _build(root: str, data_dir: str, num_frames: int, size: int, options, report_path: str,
+           label_source: str = "") -> PrepareReport:
     import tensorflow_datasets as tfds
 
     from data_interface_for_model.xinpianchang import Builder, make_config
@@ -288,6 +314,8 @@ def _build(root: str, data_dir: str, num_frames: int, size: int, options, report
         split_counts={name: int(split.num_examples) for name, split in builder.info.splits.items()},
         skipped=[dataclasses.asdict(s) for s in builder.skipped],
         seconds=time.perf_counter() - started,
+        labels=list(options.labels or ()),
+        label_source=label_source,
     )
     with atomic_write(report_path, "w", encoding="utf-8") as handle:
         handle.write(report.to_json())

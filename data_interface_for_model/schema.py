@@ -8,10 +8,12 @@ A record is what one line of ``multimodal_data_info.json`` (or one per-item ``.t
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import re
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Collection, Dict, Iterator, Mapping, Optional
 
 from data_interface_for_model.categories import LABEL_TO_ID, UnknownLabelError, label_to_id
 
@@ -44,12 +46,33 @@ def validate_mp4_id(mp4_id: Any) -> str:
     return text
 
 
+#: The label set records are validated against: ``None`` is the 31 categories; a dataset with its own label
+#: set (see :mod:`data_interface_for_model.label_set`) reads its records inside :func:`label_scope`.
+_LABEL_SCOPE: "contextvars.ContextVar[Optional[Collection[str]]]" = contextvars.ContextVar("labels", default=None)
+
+
+@contextlib.contextmanager
+def label_scope(labels: Optional[Collection[str]]) -> Iterator[None]:
+    """Validate records against ``labels`` (``None``: the 31 categories) inside the block."""
+    token = _LABEL_SCOPE.set(None if labels is None else frozenset(labels))
+    try:
+        yield
+    finally:
+        _LABEL_SCOPE.reset(token)
+
+
 def validate_label(label: Any) -> str:
-    """Return ``label`` if it is one of the 31 categories (a hostile path is refused before the lookup)."""
+    """Return ``label`` if it is one of the 31 categories, or of the label set of the enclosing
+    :func:`label_scope` (a hostile path is refused before the lookup)."""
     if not isinstance(label, str):
         raise RecordError(f"video_label must be a string, got {type(label).__name__}")
     if "/" in label or "\\" in label or ".." in label:
         raise RecordError(f"video_label {label!r} contains a path separator or '..'")
+    scope = _LABEL_SCOPE.get()
+    if scope is not None:
+        if label not in scope:
+            raise RecordError(f"unknown label {label!r}: not in the dataset's label set")
+        return label
     try:
         label_to_id(label)
     except UnknownLabelError as exc:

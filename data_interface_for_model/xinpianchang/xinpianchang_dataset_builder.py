@@ -92,6 +92,8 @@ class BuildOptions:
       progress: show a progress bar while decoding.
       max_image_pixels: a cover whose header declares more pixels is skipped (decode_error).
       parse_limits: bounds on each item's ``.txt``.
+      labels: the dataset's label set, class ``i`` is ``labels[i]`` (default: the 31 categories; see
+        :mod:`data_interface_for_model.label_set`).
     """
 
     fractions: Tuple[float, float, float] = defaults.SPLIT_FRACTIONS
@@ -101,6 +103,7 @@ class BuildOptions:
     progress: bool = True
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS
+    labels: Optional[Tuple[str, ...]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +163,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
     def __init__(self, *, build_options: Optional[BuildOptions] = None, **kwargs):
+        self.build_options = build_options or BuildOptions()  # before TFDS calls _info() (the label names)
         super().__init__(**kwargs)
-        self.build_options = build_options or BuildOptions()
         check_fractions(self.build_options.fractions)
         #: Items left out of the last build, with the reason.
         self.skipped: List[SkippedItem] = []
@@ -177,7 +180,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             description="xinpianchang short videos: brief, cover and sampled frames, 31 categories.",
             features=tfds.features.FeaturesDict({
                 "id": tfds.features.Text(),
-                "label": tfds.features.ClassLabel(names=list(LABELS)),
+                "label": tfds.features.ClassLabel(names=list(self.build_options.labels or LABELS)),
                 "brief": tfds.features.Text(),
                 "cover": tfds.features.Image(shape=picture, encoding_format="jpeg"),
                 "frames": tfds.features.Sequence(
@@ -201,7 +204,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             self._cache = None
 
     def _scan(self, root: str) -> List[LayoutItem]:
-        reader = LayoutReader(root, limits=self.build_options.parse_limits)
+        reader = LayoutReader(root, limits=self.build_options.parse_limits, known_labels=self.build_options.labels)
         items = []
         for item in reader:
             self.num_found += 1
