@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "tensorflow-recommenders==0.7.7",
     "scann==1.4.2",
     "tensorflow-hub==0.16.1",
+    "setuptools<81",  # tensorflow-hub 0.16.1 imports pkg_resources, which setuptools 81 removed
     "tensorflow-datasets==4.9.10",
     "tensorflow-serving-api==2.20.0",
     "importlib_resources",
