@@ -8,11 +8,12 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from baseline_model.config import ModelConfig, TrainConfig
+from baseline_model.config import ClassifierConfig, TrainConfig
+from data_interface_for_model.defaults import SPLITS
 from data_interface_for_model.info_file import INFO_FILE_NAME
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "validation", "test")
+__all__ = ["SPLITS", "ensure_demo_dataset", "prepare", "raw_dataset", "raw_input_fn", "split_size"]
 
 
 def ensure_demo_dataset(data_root: str, per_category: int, seed: int,
@@ -27,7 +28,7 @@ def ensure_demo_dataset(data_root: str, per_category: int, seed: int,
     return True
 
 
-def prepare(train: TrainConfig, model: ModelConfig):
+def prepare(train: TrainConfig, model: ClassifierConfig):
     """Prepare (once) the TFDS shards of ``train.data_root`` at the model's frame count and size."""
     from data_interface_for_model.prepare import prepare_dataset
 
@@ -36,7 +37,7 @@ def prepare(train: TrainConfig, model: ModelConfig):
                            size=model.image_size, seed=train.split_seed)
 
 
-def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: int, shuffle: bool,
+def raw_dataset(train: TrainConfig, model: ClassifierConfig, split: str, batch_size: int, shuffle: bool,
                 input_context: Optional[tf.distribute.InputContext] = None, include_id: bool = False,
                 repeat: bool = False) -> tf.data.Dataset:
     """``({"text", "cover", "frames"[, "id"]}, label)`` batches of a prepared split."""
@@ -48,7 +49,19 @@ def raw_dataset(train: TrainConfig, model: ModelConfig, split: str, batch_size: 
                         include_id=include_id, deterministic=not shuffle)
 
 
-def split_size(train: TrainConfig, model: ModelConfig, split: str) -> int:
+def raw_input_fn(train: TrainConfig, model: ClassifierConfig, split: str, global_batch_size: int,
+                 training: bool) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+    """``InputContext -> dataset`` of a prepared split at the per-replica batch size (shuffled and repeated
+    when ``training``), for ``strategy.distribute_datasets_from_function``."""
+
+    def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return raw_dataset(train, model, split, context.get_per_replica_batch_size(global_batch_size),
+                           shuffle=training, input_context=context, repeat=training)
+
+    return input_fn
+
+
+def split_size(train: TrainConfig, model: ClassifierConfig, split: str) -> int:
     """Number of examples in a prepared split (from the shards' known cardinality)."""
     dataset = raw_dataset(train, model, split, batch_size=1, shuffle=False)
     count = int(dataset.cardinality().numpy())

@@ -8,36 +8,27 @@ Inputs (every one may be empty for a missing modality):
 * ``frames``: tf.string ``[batch, n]``, JPEG bytes of n frames sampled across the clip ("" = missing frame;
   any n >= 0: the model resamples to its own frame count).
 
-Outputs: ``serving_default`` -> ``probabilities`` float32 ``[batch, 31]``, ``label`` tf.string ``[batch]``,
+Outputs: ``serving_default`` -> ``probabilities`` float32 ``[batch, C]``, ``label`` tf.string ``[batch]``,
 ``label_id`` int64 ``[batch]``; ``embed`` -> ``embedding`` float32 ``[batch, D]``.
 
 Images are decoded in the graph: resize the short side to the model's size, centre-crop, scale to [0, 1],
-as the data pipeline does. Every version is written under a temporary name and renamed into place, so a
-polling server never sees half a model.
+as the data pipeline does. ``label`` names come from the run's own label set. Version folders follow
+:mod:`data_interface_for_model.tf_serving_format` (next version, atomic write), so a polling server never
+sees half a model.
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 from typing import Dict, Optional
 
 import keras
 import tensorflow as tf
 
 from baseline_model.run import LoadedRun, load_run
-from data_interface_for_model.categories import LABELS
+from data_interface_for_model.tf_serving_format import next_version, write_version
 
 logger = logging.getLogger(__name__)
-
-
-def next_version(model_base: str) -> int:
-    """One more than the highest numbered folder under ``model_base`` (1 if there is none)."""
-    if not os.path.isdir(model_base):
-        return 1
-    versions = [int(n) for n in os.listdir(model_base) if re.fullmatch(r"\d+", n)]
-    return max(versions, default=0) + 1
 
 
 def decode_image(jpeg: tf.Tensor, size: int) -> tf.Tensor:
@@ -75,7 +66,7 @@ def _write_archive(run: LoadedRun, path: str, with_classifier: bool) -> None:
     num_frames, size = run.model_config.num_frames, run.model_config.image_size
     signature = [tf.TensorSpec([None], tf.string, name="brief"), tf.TensorSpec([None], tf.string, name="cover"),
                  tf.TensorSpec([None, None], tf.string, name="frames")]
-    label_names = tf.constant(LABELS)
+    label_names = tf.constant(list(run.labels))
     archive = keras.export.ExportArchive()
     archive.track(run.embedder)
 
@@ -96,26 +87,24 @@ def _write_archive(run: LoadedRun, path: str, with_classifier: bool) -> None:
         archive.add_endpoint("embed", embed, input_signature=signature)
     else:
         archive.add_endpoint("serving_default", embed, input_signature=signature)
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    archive.write_out(tmp, verbose=False)
-    os.replace(tmp, path)
+    archive.write_out(path, verbose=False)
+
+
+#: The models a run exports: name -> with the classifier's signature (else the embedder alone).
+EXPORTED_MODELS = {"classifier": True, "embedder": False}
 
 
 def export_run(run_dir: str, export_base: Optional[str] = None, version: Optional[int] = None,
                run: Optional[LoadedRun] = None) -> Dict[str, str]:
     """Export ``classifier`` and ``embedder`` under ``export_base`` (default ``RUN/export``); return
-    name -> version folder. ``version`` defaults to the next free number of each model."""
+    name -> version folder. ``version`` defaults to the next free number (the same for both models)."""
     run = run or load_run(run_dir)
     export_base = export_base or os.path.join(run_dir, "export")
+    version = version if version is not None else next_version(export_base, list(EXPORTED_MODELS))
     paths = {}
-    for name, with_classifier in (("classifier", True), ("embedder", False)):
-        base = os.path.join(export_base, name)
-        os.makedirs(base, exist_ok=True)
-        path = os.path.join(base, str(version if version is not None else next_version(base)))
-        if os.path.exists(path):
-            raise FileExistsError(f"{path} exists: versions are immutable, pick another --version")
-        _write_archive(run, path, with_classifier)
-        paths[name] = path
-        logger.info("exported %s to %s", name, path)
+    for name, with_classifier in EXPORTED_MODELS.items():
+        with write_version(export_base, name, version) as tmp:
+            _write_archive(run, tmp, with_classifier)
+        paths[name] = os.path.join(export_base, name, str(version))
+        logger.info("exported %s to %s", name, paths[name])
     return paths

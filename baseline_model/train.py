@@ -1,23 +1,27 @@
-"""Training a classifier run: data, strategy, model, Keras callbacks, best checkpoint, resume."""
+"""Training a classifier run: data, strategy, model, Keras callbacks, best checkpoint, resume.
+
+What is trained and on which inputs is the model kind's business (:meth:`ModelKind.training_plan`); this
+module runs any plan under a tf.distribute strategy."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
 import shutil
 import tempfile
 import time
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from baseline_model import data as data_lib
-from baseline_model.config import ModelConfig, TrainConfig, save_run_config
-from baseline_model.run import FULL_WEIGHTS_FILE, MODEL_FILE
+from baseline_model.config import ClassifierConfig, TrainConfig, save_run_config
+from baseline_model.kinds import kind_for
 from baseline_model.strategy import fit_under_strategy, is_chief, make_strategy
+from data_interface_for_model.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -67,40 +71,23 @@ def _set_precision(train: TrainConfig) -> None:
         logger.warning("--mixed-precision ignored: no GPU (float16 on CPU is slower, not faster)")
 
 
-def _feature_arrays(model_config: ModelConfig, train: TrainConfig, extractor, splits) -> Dict[str, dict]:
-    from tqdm import tqdm
+def run_labels(train: TrainConfig, model_config: ClassifierConfig) -> list:
+    """The label set of the prepared build the run trains on (class id ``i`` is ``labels[i]``)."""
+    from data_interface_for_model.prepare import prepared_labels
 
-    from baseline_model import features as features_lib
-
-    key = features_lib.cache_key(model_config, train.data_dir)
-    arrays = {}
-    for split in splits:
-        path = os.path.join(train.data_dir, "feature_cache", key, f"{split}.npz")
-
-        def compute(split=split):
-            dataset = data_lib.raw_dataset(train, model_config, split, batch_size=32, shuffle=False, include_id=True)
-            with tqdm(desc=f"encoder features ({split})", unit="item", disable=None) as bar:
-                return features_lib.compute_features(extractor, dataset, progress=bar.update)
-
-        arrays[split] = features_lib.load_or_compute(path, compute)
-    return arrays
+    return prepared_labels(train.data_dir, model_config.num_frames, model_config.image_size)
 
 
-def feature_arrays_for(model_config: ModelConfig, train: TrainConfig, splits=data_lib.SPLITS, extractor=None):
-    """The cached encoder features of the prepared splits (computed once per encoder/data combination)."""
-    if extractor is None:
-        from baseline_model.models.pretrained import build_encoders, build_feature_extractor
-
-        extractor = build_feature_extractor(build_encoders(model_config), model_config)
-    return _feature_arrays(model_config, train, extractor, splits)
-
-
-def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1,
-              extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+def train_run(model_config: ClassifierConfig, train: TrainConfig, verbose: int = 1,
+              extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+              labels: Optional[Sequence[str]] = None) -> TrainResult:
     """Train a classifier into ``train.output`` (the run folder). The data must be prepared
-    (``data_lib.prepare``). Returns the history and best validation accuracy; the best weights end in
-    ``RUN/model.keras``."""
+    (``data_lib.prepare``). Returns the history and best validation accuracy; the best weights end in the
+    kind's weights file (``RUN/model.keras`` or ``RUN/classifier.weights.h5``)."""
     start = time.time()
+    kind = kind_for(model_config)
+    train = kind.with_defaults(train)
+    labels = list(labels) if labels is not None else run_labels(train, model_config)
     run_dir = train.output
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(train.seed)
@@ -108,84 +95,34 @@ def train_run(model_config: ModelConfig, train: TrainConfig, verbose: int = 1,
     strategy = make_strategy(train.strategy, train.tpu)
     chief = is_chief()
     if chief:
-        save_run_config(run_dir, model_config, train)
+        save_run_config(run_dir, model_config, train, labels)
     callbacks = make_callbacks(run_dir, train, chief) + list(extra_callbacks)
 
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if model_config.kind == "pretrained" and train.feature_cache:
-        from baseline_model.features import features_dataset
-        from baseline_model.models.fusion_head import build_fusion_head
-
-        arrays = feature_arrays_for(model_config, train, splits=("train", "validation"))
-        text_dim = arrays["train"]["text_features"].shape[-1]
-        image_dim = arrays["train"]["cover_features"].shape[-1]
-        with strategy.scope():
-            model = build_fusion_head(model_config, text_dim, image_dim)
-            compile_classifier(model, train.learning_rate)
-        train_size = len(arrays["train"]["label"])
-
-        def train_fn(context):
-            return features_dataset(arrays["train"], context.get_per_replica_batch_size(train.batch_size),
-                                    shuffle=True, seed=train.seed, repeat=True, input_context=context)
-
-        def val_fn(context):
-            return features_dataset(arrays["validation"], context.get_per_replica_batch_size(train.batch_size),
-                                    shuffle=False, input_context=context)
-    else:
-        with strategy.scope():
-            if model_config.kind == "seed_baseline":
-                from baseline_model.models.seed_baseline import build_seed_baseline
-
-                texts = [t.decode("utf-8") for batch, _ in data_lib.raw_dataset(
-                    train, model_config, "train", 64, shuffle=False) for t in batch["text"].numpy()]
-                model = build_seed_baseline(model_config, vocabulary_texts=texts)
-            else:
-                from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
-
-                model = build_pretrained_classifier(model_config, build_encoders(model_config)).classifier
-            compile_classifier(model, train.learning_rate)
-        train_size = data_lib.split_size(train, model_config, "train")
-
-        def train_fn(context):
-            return data_lib.raw_dataset(train, model_config, "train", context.get_per_replica_batch_size(
-                train.batch_size), shuffle=True, input_context=context, repeat=True)
-
-        def val_fn(context):
-            return data_lib.raw_dataset(train, model_config, "validation", context.get_per_replica_batch_size(
-                train.batch_size), shuffle=False, input_context=context)
-
+    plan = kind.training_plan(train, labels)
+    with strategy.scope():
+        model = plan.build_model()
+        compile_classifier(model, train.learning_rate)
     # The input pipelines are distributed through the strategy: each reads its own shard at the
     # per-replica batch size, repeated, with an explicit number of steps per epoch.
-    steps = train.steps_per_epoch or max(1, math.ceil(train_size / train.batch_size))
-    train_data = strategy.distribute_datasets_from_function(train_fn)
-    val_data = (strategy.distribute_datasets_from_function(val_fn) if multi_worker
-                else val_fn(tf.distribute.InputContext()))
+    steps = train.steps_per_epoch or max(1, math.ceil(plan.train_size / train.batch_size))
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    train_data = strategy.distribute_datasets_from_function(plan.train_fn)
+    val_data = (strategy.distribute_datasets_from_function(plan.val_fn) if multi_worker
+                else plan.val_fn(tf.distribute.InputContext()))
     history = fit_under_strategy(model, strategy, train_data, epochs=train.epochs, steps_per_epoch=steps,
                                  validation_data=val_data, callbacks=callbacks, verbose=verbose,
                                  global_batch_size=train.batch_size)
-    best_path = os.path.join(run_dir, "best.weights.h5")
-    if chief:
-        if os.path.isfile(best_path):
-            model.load_weights(best_path)
-        from data_interface_for_model.atomic import atomic_output_path
-
-        end_to_end_pretrained = model_config.kind == "pretrained" and not train.feature_cache
-        keep, drop = (FULL_WEIGHTS_FILE, MODEL_FILE) if end_to_end_pretrained else (MODEL_FILE, FULL_WEIGHTS_FILE)
-        with atomic_output_path(os.path.join(run_dir, keep), suffix=os.path.basename(keep)) as tmp:
-            if end_to_end_pretrained:  # rebuilt from run_config.json, then these weights (see run.load_run)
-                model.save_weights(tmp)
-            else:
-                model.save(tmp)
-        if os.path.exists(os.path.join(run_dir, drop)):  # a previous run of the other kind in this folder
-            os.remove(os.path.join(run_dir, drop))
-    val_acc = history.history.get("val_accuracy", [float("nan")])
     result_history = {k: [float(x) for x in v] for k, v in history.history.items()}
     if chief:
-        import json
-
-        from data_interface_for_model.atomic import atomic_write
-
+        best_path = os.path.join(run_dir, "best.weights.h5")
+        if os.path.isfile(best_path):
+            model.load_weights(best_path)
+        kept = kind.save_trained(model, run_dir)
+        for name in ("model.keras", "classifier.weights.h5"):  # a previous run of another kind in this folder
+            stale = os.path.join(run_dir, name)
+            if stale != kept and os.path.exists(stale):
+                os.remove(stale)
         with atomic_write(os.path.join(run_dir, "history.json"), "w", encoding="utf-8") as handle:
             json.dump(result_history, handle, indent=1)
-    return TrainResult(run_dir, len(val_acc), float(np.nanmax(val_acc)), time.time() - start,
-                       result_history)
+    val_acc = history.history.get("val_accuracy", [float("nan")])
+    return TrainResult(run_dir, len(val_acc), float(np.nanmax(val_acc)), time.time() - start, result_history)

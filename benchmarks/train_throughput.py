@@ -34,14 +34,14 @@ def _measure(case: dict, steps: int, batch_size: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from baseline_model.config import ModelConfig
+    from baseline_model.kinds import PretrainedConfig, SeedBaselineConfig
     from baseline_model.train import compile_classifier
 
     t, (h, w), (ch, cw) = case["frames"], case["size"], case["cover"]
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 31, size=(batch_size,)).astype("int32")
     if case["kind"] == "seed_baseline":
-        config = ModelConfig(kind="seed_baseline", num_frames=t, image_size=h, seed_conv3d_blocks=case["blocks"])
+        config = SeedBaselineConfig(num_frames=t, image_size=h, conv3d_blocks=case["blocks"])
         model = _seed_model(config, (ch, cw), (h, w))
         x = {"text": np.array(["a beach with waves at sunset"] * batch_size),
              "cover": rng.random((batch_size, ch, cw, 3), dtype=np.float32),
@@ -49,7 +49,7 @@ def _measure(case: dict, steps: int, batch_size: int) -> dict:
     else:
         from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
 
-        config = ModelConfig(num_frames=t, image_size=h)
+        config = PretrainedConfig(num_frames=t, image_size=h)
         encoders = build_encoders(config)
         models = build_pretrained_classifier(config, encoders)
         raw = {"text": np.array(["a beach with waves at sunset"] * batch_size),
@@ -82,16 +82,16 @@ def _seed_model(config, cover_shape, frame_shape):
     text = keras.Input(shape=(), dtype="string", name="text")
     cover = keras.Input(shape=cover_shape + (3,), name="cover")
     frames = keras.Input(shape=(config.num_frames,) + frame_shape + (3,), name="frames")
-    vectorizer = keras.layers.TextVectorization(max_tokens=config.seed_vocabulary_size,
-                                                output_sequence_length=config.seed_text_length)
+    vectorizer = keras.layers.TextVectorization(max_tokens=config.vocabulary_size,
+                                                output_sequence_length=config.text_length)
     vectorizer.adapt(["a beach with waves"])
-    x = keras.layers.Embedding(config.seed_vocabulary_size, config.seed_embedding_dim, name="word_embedding")(
+    x = keras.layers.Embedding(config.vocabulary_size, config.word_embedding_dim, name="word_embedding")(
         vectorizer(text))
-    x = keras.layers.Bidirectional(keras.layers.LSTM(config.seed_lstm_units))(x)
-    text_vec = keras.layers.Dense(config.seed_branch_units, activation="relu")(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(config.lstm_units))(x)
+    text_vec = keras.layers.Dense(config.branch_units, activation="relu")(x)
     video = sb._video_branch(frames, config, config.num_frames, max(frame_shape))
     fused = keras.layers.Concatenate()([text_vec, sb._cover_branch(cover, config), video])
-    embedding = keras.layers.Dense(config.seed_fusion_units, activation="relu", name="embedding")(fused)
+    embedding = keras.layers.Dense(config.fusion_units, activation="relu", name="embedding")(fused)
     out = keras.layers.Dense(31, activation="softmax")(embedding)
     return keras.Model({"text": text, "cover": cover, "frames": frames}, out)
 

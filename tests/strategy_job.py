@@ -16,7 +16,7 @@ if strategy_name == "mirrored":
 
 import keras  # noqa: E402
 
-from baseline_model.config import ModelConfig  # noqa: E402
+from baseline_model.kinds import PretrainedConfig  # noqa: E402
 from baseline_model.models import build_fusion_head  # noqa: E402
 from baseline_model.strategy import make_strategy  # noqa: E402
 from baseline_model.train import compile_classifier  # noqa: E402
@@ -47,7 +47,7 @@ def first_batch_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
 
 
 keras.utils.set_random_seed(0)
-config = ModelConfig(num_frames=T, embedding_dim=16, fusion_dim=8, modality_dropout=0.0, dropout=0.0)
+config = PretrainedConfig(num_frames=T, embedding_dim=16, fusion_dim=8, modality_dropout=0.0, dropout=0.0)
 with strategy.scope():
     model = build_fusion_head(config, 8, 12)
     compile_classifier(model, 1e-3)

@@ -6,16 +6,16 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from baseline_model.config import ModelConfig, TrainConfig, save_run_config  # noqa: E402
-from baseline_model.export import decode_inputs, export_run, next_version  # noqa: E402
-from baseline_model.models import build_seed_baseline  # noqa: E402
-from baseline_model.models.submodels import embedding_submodel  # noqa: E402
-from data_interface_for_model.categories import LABELS  # noqa: E402
+from baseline_model.config import TrainConfig, save_run_config
+from baseline_model.export import decode_inputs, export_run
+from baseline_model.kinds import PretrainedConfig, SeedBaselineConfig
+from baseline_model.models import build_seed_baseline
+from baseline_model.models.submodels import embedding_submodel
+from data_interface_for_model.categories import LABELS
+from data_interface_for_model.tf_serving_format import next_version
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = r"""
@@ -45,9 +45,9 @@ def _jpeg(seed, shape=(48, 64)):
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("run"))
-    config = ModelConfig(kind="seed_baseline", num_frames=4, image_size=32, seed_conv3d_blocks=2)
+    config = SeedBaselineConfig(num_frames=4, image_size=32, conv3d_blocks=2)
     model = build_seed_baseline(config, ["beach sand waves", "city skyline at night", "stars in the sky"])
-    save_run_config(run_dir, config, TrainConfig(output=run_dir))
+    save_run_config(run_dir, config, TrainConfig(output=run_dir), LABELS)
     model.save(os.path.join(run_dir, "model.keras"))
     return run_dir, model, config
 
@@ -71,7 +71,7 @@ def test_export_loads_in_a_fresh_process_and_matches(seed_run, tmp_path):
     assert paths == {"classifier": os.path.join(base, "classifier", "1"),
                      "embedder": os.path.join(base, "embedder", "1")}
     assert os.path.isfile(os.path.join(paths["classifier"], "saved_model.pb"))
-    assert next_version(os.path.join(base, "classifier")) == 2
+    assert next_version(base, ["classifier", "embedder"]) == 2
 
     embedder = embedding_submodel(model)
     _compare_in_fresh_process(paths, model, embedder, config, tmp_path)
@@ -100,9 +100,9 @@ def test_pretrained_export_runs_end_to_end_from_raw_inputs(tmp_path):
     from baseline_model.models.pretrained import build_encoders, build_pretrained_classifier
 
     run_dir = str(tmp_path / "run")
-    config = ModelConfig(num_frames=2, image_size=32, embedding_dim=16, fusion_dim=16)
+    config = PretrainedConfig(num_frames=2, image_size=32, embedding_dim=16, fusion_dim=16)
     models = build_pretrained_classifier(config, build_encoders(config))
-    save_run_config(run_dir, config, TrainConfig(output=run_dir))
+    save_run_config(run_dir, config, TrainConfig(output=run_dir), LABELS)
     models.head.save(os.path.join(run_dir, "model.keras"))
     paths = export_run(run_dir, str(tmp_path / "models"))
     _compare_in_fresh_process(paths, models.classifier, models.embedder, config, tmp_path)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
-from baseline_model.config import ModelConfig  # noqa: E402
-from baseline_model.layers import AttentionPooling, GatedModalityFusion, ModalityDropout, ModalityPresence  # noqa: E402
-from baseline_model.models import build_fusion_head, build_seed_baseline  # noqa: E402
+from baseline_model.kinds import PretrainedConfig, SeedBaselineConfig
+from baseline_model.layers import AttentionPooling, GatedModalityFusion, ModalityDropout, ModalityPresence
+from baseline_model.models import build_fusion_head, build_seed_baseline
 
 
 def test_attention_pooling_ignores_masked_frames():
@@ -63,7 +63,7 @@ def _features(n, t=8, seed=0):
 
 
 def test_fusion_head_shapes_and_round_trip(tmp_path):
-    config = ModelConfig(embedding_dim=32, fusion_dim=16)
+    config = PretrainedConfig(embedding_dim=32, fusion_dim=16)
     head = build_fusion_head(config, 16, 24)
     x = _features(4)
     probabilities = np.asarray(head(x))
@@ -76,7 +76,7 @@ def test_fusion_head_shapes_and_round_trip(tmp_path):
 
 
 def test_fusion_head_learns_a_separable_toy_problem():
-    config = ModelConfig(embedding_dim=32, fusion_dim=32, modality_dropout=0.0, dropout=0.0)
+    config = PretrainedConfig(embedding_dim=32, fusion_dim=32, modality_dropout=0.0, dropout=0.0)
     head = build_fusion_head(config, 16, 24)
     x = _features(256, seed=2)
     labels = (x["text_features"][:, 0] > 0).astype("int32") * 5
@@ -88,7 +88,7 @@ def test_fusion_head_learns_a_separable_toy_problem():
 
 
 def test_seed_baseline_has_the_original_structure():
-    config = ModelConfig(kind="seed_baseline", num_frames=8, image_size=32)
+    config = SeedBaselineConfig(num_frames=8, image_size=32)
     model = build_seed_baseline(config, ["beach sand waves", "city skyline night"])
     names = {layer.name for layer in model.layers}
     assert {"text_bilstm", "video_fc256", "video_fc128", "concat", "embedding", "probabilities"} <= names

@@ -47,8 +47,8 @@ def imagenet_classifier(mobilenet_cache) -> keras.Model:
 @pytest.fixture(scope="session")
 def photos() -> dict:
     """Real photos bundled inside the scikit-image wheel, resized (short side 256) and centre-cropped to 224."""
-    data = pytest.importorskip("skimage.data")
     from PIL import Image
+    from skimage import data
 
     out = {}
     for name in ("chelsea", "coffee", "rocket"):
@@ -80,7 +80,7 @@ def _tiny_text_encoder(sequence_length: int = 16) -> keras.Model:
 
 # -------------------------------------------------------------------------------- legacy .pth reader
 def test_legacy_reader_matches_torch_load():
-    torch = pytest.importorskip("torch")
+    import torch
     path = offline_weights_path()
     ours = load_legacy_state_dict(path)
     reference = torch.load(path, map_location="cpu", weights_only=True)
@@ -164,7 +164,6 @@ def _torch_mobilenet_v2(state, images):
 
 @pytest.mark.parametrize("size", [(224, 224), (75, 99)])
 def test_offline_mobilenet_matches_torch_reference(mobilenet_cache, photos, size):
-    pytest.importorskip("torch")
     if size == (224, 224):
         images = photos["chelsea"][None]
     else:  # odd sizes: where "same" padding on one side only would shift every stride-2 layer

@@ -32,3 +32,22 @@ def test_confusion_matrix_and_png(tmp_path):
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError):
         classification_report(np.array([0, 1]), np.zeros((3, 31)))
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    from baseline_model.metrics import wilson_interval
+
+    low, high = wilson_interval(15, 16)  # 0.94 on 16 test items
+    assert low == pytest.approx(0.717, abs=1e-3) and high == pytest.approx(0.989, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0, abs=1e-12)
+    narrow = wilson_interval(900, 1000)
+    assert narrow[1] - narrow[0] < 0.04 < high - low
+
+
+def test_report_names_classes_with_the_given_labels():
+    probabilities = np.eye(3)[[0, 1, 2, 2]]
+    report = classification_report(np.array([0, 1, 2, 1]), probabilities, ["cat", "dog", "fox"])
+    assert set(report["per_class"]) == {"cat", "dog", "fox"} and report["accuracy"] == 0.75
+    with pytest.raises(ValueError):
+        classification_report(np.array([0]), np.eye(3)[:1], ["cat", "dog"])

@@ -3,13 +3,12 @@ import dataclasses
 import json
 import os
 
+import keras
 import pytest
 
-keras = pytest.importorskip("keras")
-
-import train_multimodal_baseline_model as main_job  # noqa: E402
-from baseline_model.__main__ import main as baseline_cli  # noqa: E402
-from data_interface_for_model.embeddings_file import read_embeddings  # noqa: E402
+import train_multimodal_baseline_model as main_job
+from baseline_model.__main__ import main as baseline_cli
+from data_interface_for_model.embeddings_file import read_embeddings
 
 TINY = ["--frames", "2", "--image-size", "32", "--batch-size", "16", "--quiet"]
 
@@ -102,11 +101,12 @@ class _KilledAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def test_resume_continues_from_the_last_epoch(demo_root, data_dir, tmp_path):
-    from baseline_model.config import ModelConfig, TrainConfig
+    from baseline_model.config import TrainConfig
     from baseline_model.data import prepare
+    from baseline_model.kinds import SeedBaselineConfig
     from baseline_model.train import train_run
 
-    model = ModelConfig(kind="seed_baseline", num_frames=2, image_size=32, seed_conv3d_blocks=1)
+    model = SeedBaselineConfig(num_frames=2, image_size=32, conv3d_blocks=1)
     train = TrainConfig(data_root=demo_root, data_dir=data_dir, output=str(tmp_path / "run"), epochs=3,
                         batch_size=16)
     prepare(train, model)
@@ -118,3 +118,38 @@ def test_resume_continues_from_the_last_epoch(demo_root, data_dir, tmp_path):
     assert not os.path.isdir(os.path.join(train.output, "backup"))  # removed once training finished
     fresh = train_run(model, train, verbose=0)  # without --resume a run starts over
     assert fresh.epochs_run == 3
+
+
+def test_own_labels_train_evaluate_export_and_embed_end_to_end(demo_root, tmp_path, capsys):
+    """A dataset with five labels of its own: the run, its report, its export and its embeddings use them."""
+    import tensorflow as tf
+
+    from tests.test_label_set import _custom_root
+
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    root = _custom_root(demo_root, str(tmp_path / "own"), names)
+    run_dir, models = str(tmp_path / "run"), str(tmp_path / "models")
+    rc = main_job.main(["--data-root", root, "--data-dir", str(tmp_path / "tfds"), "--output", run_dir, "--model",
+                        "seed_baseline", "--epochs", "1", "--model-base", models, *TINY])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "vs linear probe" in out and "warning:" in out  # 2 test items: far below a reliable count
+    with open(os.path.join(run_dir, "run_config.json")) as handle:
+        assert json.load(handle)["labels"] == sorted(names)
+    with open(os.path.join(run_dir, "report.json")) as handle:
+        report = json.load(handle)
+    assert sorted(report["per_class"]) == sorted(names) and len(report["confusion_matrix"]) == 5
+    assert report["linear_probe"]["examples"] == report["examples"]
+    lo, hi = report["accuracy_interval"]
+    assert 0.0 <= lo <= report["accuracy"] <= hi <= 1.0
+
+    exported = tf.saved_model.load(os.path.join(models, "classifier", "1"))
+    result = exported.signatures["serving_default"](brief=tf.constant(["a clip"]), cover=tf.constant([b""]),
+                                                     frames=tf.zeros([1, 0], tf.string))
+    assert result["probabilities"].shape == (1, 5)
+    assert result["label"].numpy()[0].decode() in names
+
+    embeddings = str(tmp_path / "items.parquet")
+    assert baseline_cli(["embed", "--run", run_dir, "--data-root", root, "--output", embeddings]) == 0
+    table = read_embeddings(embeddings)
+    assert len(table) == 10 and set(table.labels.tolist()) == set(names)

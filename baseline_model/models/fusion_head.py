@@ -3,22 +3,27 @@ fusion with modality dropout, the embedding and the softmax head. It runs on enc
 be trained on a feature cache."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
-from baseline_model.config import ModelConfig
 from baseline_model.layers import AttentionPooling, GatedModalityFusion, ModalityDropout
 from data_interface_for_model.categories import NUM_CLASSES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from baseline_model.kinds.pretrained import PretrainedConfig
 
 #: The head's inputs, in the order of the presence columns where they apply.
 FEATURE_KEYS = ("text_features", "cover_features", "frame_features", "presence", "frame_mask")
 
 
-def build_fusion_head(config: ModelConfig, text_dim: int, image_dim: int) -> keras.Model:
+def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
+                      num_classes: int = NUM_CLASSES) -> keras.Model:
     """Build the head.
 
     Inputs (a dict): ``text_features [B, text_dim]``, ``cover_features [B, image_dim]``,
     ``frame_features [B, T, image_dim]``, ``presence [B, 3]`` (text, cover, video in {0, 1}),
-    ``frame_mask [B, T]``. Output: probabilities ``[B, 31]``; the layer ``embedding`` gives the
+    ``frame_mask [B, T]``. Output: probabilities ``[B, num_classes]``; the layer ``embedding`` gives the
     ``[B, embedding_dim]`` penultimate embedding.
     """
     d, t = config.fusion_dim, config.num_frames
@@ -45,5 +50,5 @@ def build_fusion_head(config: ModelConfig, text_dim: int, image_dim: int) -> ker
     fused = keras.layers.Dropout(config.dropout, name="fusion_dropout")(fused)
     embedding = keras.layers.Dense(config.embedding_dim, name="embedding")(fused)
     hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(keras.layers.Activation("gelu")(embedding))
-    probabilities = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(hidden)
     return keras.Model(inputs, probabilities, name="fusion_head")

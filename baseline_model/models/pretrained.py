@@ -7,12 +7,17 @@ A missing modality is an empty brief, an all-zero cover, or all-zero frames (see
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
+
 import keras
 
-from baseline_model.config import ModelConfig
 from baseline_model.layers import FrameEncoder, ModalityPresence
 from baseline_model.models.fusion_head import build_fusion_head
 from baseline_model.models.submodels import embedding_submodel
+from data_interface_for_model.categories import NUM_CLASSES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from baseline_model.kinds.pretrained import PretrainedConfig
 
 
 @dataclasses.dataclass
@@ -32,7 +37,7 @@ class Encoders:
         return int(self.image.output.shape[-1])
 
 
-def build_encoders(config: ModelConfig) -> Encoders:
+def build_encoders(config: "PretrainedConfig") -> Encoders:
     """Load the encoders named by the config (offline weights are converted once and cached)."""
     from baseline_model.encoders import build_image_encoder, build_text_encoder, freeze_top_layers
 
@@ -45,7 +50,7 @@ def build_encoders(config: ModelConfig) -> Encoders:
     return Encoders(text=text, image=image)
 
 
-def encode_raw_inputs(encoders: Encoders, config: ModelConfig):
+def encode_raw_inputs(encoders: Encoders, config: "PretrainedConfig"):
     """Symbolic raw inputs and the head's feature dict computed from them."""
     t, s = config.num_frames, config.image_size
     inputs = {
@@ -64,7 +69,7 @@ def encode_raw_inputs(encoders: Encoders, config: ModelConfig):
     return inputs, features
 
 
-def build_feature_extractor(encoders: Encoders, config: ModelConfig) -> keras.Model:
+def build_feature_extractor(encoders: Encoders, config: "PretrainedConfig") -> keras.Model:
     """Raw inputs -> the head's feature dict (what the feature cache stores)."""
     inputs, features = encode_raw_inputs(encoders, config)
     return keras.Model(inputs, features, name="feature_extractor")
@@ -74,7 +79,7 @@ def build_feature_extractor(encoders: Encoders, config: ModelConfig) -> keras.Mo
 class PretrainedModels:
     """The pretrained classifier's models, all sharing one set of layers.
 
-    ``classifier``: raw inputs -> probabilities ``[B, 31]``; ``embedder``: raw inputs -> embedding
+    ``classifier``: raw inputs -> probabilities ``[B, num_classes]``; ``embedder``: raw inputs -> embedding
     ``[B, embedding_dim]``; ``head``: encoder features -> probabilities; ``head_embedder``: features ->
     embedding; ``extractor``: raw inputs -> the head's feature dict.
     """
@@ -86,10 +91,11 @@ class PretrainedModels:
     extractor: keras.Model
 
 
-def build_pretrained_classifier(config: ModelConfig, encoders: Encoders,
-                                head: keras.Model | None = None) -> PretrainedModels:
-    """Compose the encoders and the fusion head (built fresh unless given) into :class:`PretrainedModels`."""
-    head = head or build_fusion_head(config, encoders.text_dim, encoders.image_dim)
+def build_pretrained_classifier(config: "PretrainedConfig", encoders: Encoders,
+                                head: keras.Model | None = None, num_classes: int = NUM_CLASSES) -> PretrainedModels:
+    """Compose the encoders and the fusion head (built fresh with ``num_classes`` outputs unless given) into
+    :class:`PretrainedModels`."""
+    head = head or build_fusion_head(config, encoders.text_dim, encoders.image_dim, num_classes)
     head_embedder = embedding_submodel(head)
     inputs, features = encode_raw_inputs(encoders, config)
     return PretrainedModels(
