@@ -89,6 +89,9 @@ class DemoConfig:
       ambiguous_fraction: share of items whose pictures or brief come from another category.
       base_url: the URLs in the info file point under this (``--base-url`` of ``make-demo``).
       workers: processes used to render and encode (0: one per core).
+      audio: give clips an AAC sound track whose character depends on the category
+        (``data_interface_for_model.audio.demo_soundtrack``); the pictures stay the same.
+      silent_fraction: with ``audio``, the share of clips whose track is silence (a missing modality).
     """
 
     per_category: int = 10
@@ -103,6 +106,8 @@ class DemoConfig:
     ambiguous_fraction: float = 0.15
     base_url: str = DEFAULT_BASE_URL
     workers: int = 0
+    audio: bool = False
+    silent_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if self.per_category < 1:
@@ -115,6 +120,8 @@ class DemoConfig:
             raise ValueError("ambiguous_fraction must be in [0, 1]")
         if self.fps < 1:
             raise ValueError("fps must be at least 1")
+        if not 0.0 <= self.silent_fraction <= 1.0:
+            raise ValueError("silent_fraction must be in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,8 +245,10 @@ def _brief(label: str, rng: np.random.Generator) -> str:
     return " " + text[0].upper() + text[1:]
 
 
-def encode_h264(frames: np.ndarray, path: str, fps: int) -> None:
-    """Encode uint8 RGB frames ``[T, H, W, 3]`` into an H.264 mp4 at ``path`` (atomically, deterministically)."""
+def encode_h264(frames: np.ndarray, path: str, fps: int, soundtrack: Optional[np.ndarray] = None,
+                sample_rate: int = 16000) -> None:
+    """Encode uint8 RGB frames ``[T, H, W, 3]`` into an H.264 mp4 at ``path`` (atomically, deterministically),
+    with a mono AAC track from float samples ``soundtrack [N]`` in [-1, 1] when given."""
     import av  # PyAV; imported here so that reading records does not need it
 
     with atomic_output_path(path) as tmp:
@@ -250,11 +259,23 @@ def encode_h264(frames: np.ndarray, path: str, fps: int) -> None:
             stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
             stream.pix_fmt = "yuv420p"
             stream.codec_context.thread_count = 1
+            if soundtrack is not None:  # every stream is added before the first packet is written
+                sound = container.add_stream("aac", rate=sample_rate, layout="mono")
             for array in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+            if soundtrack is not None:
+                samples = np.asarray(soundtrack, np.float32).reshape(1, -1)
+                for start in range(0, samples.shape[1], 1024):
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
+                                                       format="fltp", layout="mono")
+                    frame.rate, frame.pts = sample_rate, start
+                    for packet in sound.encode(frame):
+                        container.mux(packet)
+                for packet in sound.encode(None):
+                    container.mux(packet)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -297,7 +318,15 @@ def _make_item(args: Tuple[str, _ItemPlan, DemoConfig]) -> VideoRecord:
     )
     folder = os.path.join(out, plan.label, plan.mp4_id)
     os.makedirs(folder, exist_ok=True)
-    encode_h264(frames, os.path.join(folder, plan.mp4_id + ".mp4"), config.fps)
+    soundtrack = None
+    if config.audio:  # its own random stream: the same pictures with or without sound
+        from data_interface_for_model.audio import demo_soundtrack
+
+        sound_rng = np.random.default_rng([config.seed, plan.category_index, plan.item_index, 1])
+        soundtrack = demo_soundtrack(plan.category_index, seconds, sound_rng)  # the true category
+        if sound_rng.random() < config.silent_fraction:
+            soundtrack = np.zeros_like(soundtrack)
+    encode_h264(frames, os.path.join(folder, plan.mp4_id + ".mp4"), config.fps, soundtrack)
     atomic_write_bytes(os.path.join(folder, plan.mp4_id + ".jpeg"), encode_jpeg(cover))
     write_item_txt(os.path.join(folder, plan.mp4_id + ".txt"), record)
     return record

@@ -1,0 +1,53 @@
+"""Demo clips with sound (``DemoConfig(audio=True)``): category-dependent tracks, silent clips, same pictures."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from data_download_tools.demo import DemoConfig, make_demo_dataset
+from data_interface_for_model import audio
+from data_interface_for_model.decoding import sample_frames
+
+TINY = dict(per_category=1, seed=5, width=32, height=32, fps=4, min_seconds=1, max_seconds=2, cover_width=32,
+            cover_height=32, workers=1)
+
+
+def clips(root: str):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".mp4"))
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_demo_with_sound(tmp_path):
+    with_sound = str(tmp_path / "sound")
+    make_demo_dataset(with_sound, DemoConfig(audio=True, silent_fraction=0.2, **TINY))
+    paths = clips(with_sound)
+    assert len(paths) == 31
+    sampled = [audio.sample_audio(p, audio.AudioConfig(patches=1)) for p in paths]
+    silent = [s for s in sampled if not s.present]
+    assert all(s.reason == "silent" for s in silent) and 1 <= len(silent) <= 15
+    # the character follows the category: the loudest mel band differs across categories
+    peaks = {int(np.argmax(audio.log_mel_numpy(s.waveform[0]).mean(axis=0))) for s in sampled if s.present}
+    assert len(peaks) >= 8
+    # deterministic per seed, and the pictures are the frames of the dataset without sound
+    again = str(tmp_path / "again")
+    make_demo_dataset(again, DemoConfig(audio=True, silent_fraction=0.2, **TINY))
+    assert [digest(p) for p in paths] == [digest(p) for p in clips(again)]
+    silent_demo = str(tmp_path / "no_sound")
+    make_demo_dataset(silent_demo, DemoConfig(**TINY))
+    first, plain = paths[0], clips(silent_demo)[0]
+    assert audio.sample_audio(plain).reason == "no audio stream"
+    np.testing.assert_array_equal(sample_frames(first, 4, 16)[0], sample_frames(plain, 4, 16)[0])
+
+
+def test_demo_soundtrack_is_category_dependent_and_seeded():
+    a = audio.demo_soundtrack(3, 1.0, np.random.default_rng(0))
+    b = audio.demo_soundtrack(3, 1.0, np.random.default_rng(0))
+    c = audio.demo_soundtrack(4, 1.0, np.random.default_rng(0))
+    assert a.shape == (audio.SAMPLE_RATE,) and a.dtype == np.float32 and np.abs(a).max() <= 1.0
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
