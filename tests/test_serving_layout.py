@@ -242,3 +242,42 @@ def test_serve_cli_end_to_end_with_a_scann_index(tmp_path):
     lines = log.read_text().splitlines()
     assert any('"POST /v1/models/recommender_scann:predict" 200' in line for line in lines)
     assert any('"GET /v1/models/nope" 404' in line for line in lines)
+
+
+@pytest.mark.slow
+def test_export_verb_with_the_real_recommender_exporter(tmp_path):
+    """`serving export --recommender-run` on a tiny trained run, through retrieval's real exporter: both
+    indexes land in TF Serving's layout with the configs, and the served answer equals the SavedModel's."""
+    import requests
+    import tensorflow as tf
+
+    from data_interface_for_model.embeddings_file import write_embeddings
+    from retrieval.__main__ import main as recommender_main
+    from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
+    from serving.server import ModelServer, ServerConfig
+    from tests.test_retrieval_data import synthetic_table
+
+    table = synthetic_table(per_label=2, dim=8)
+    write_embeddings(str(tmp_path / "emb.npz"), table.ids, table.labels, table.vectors)
+    write_interactions(str(tmp_path / "inter.csv"),
+                       simulate_interactions(table, SimulationConfig(users=60, min_length=5, max_length=8, seed=2)))
+    run, base = str(tmp_path / "run"), str(tmp_path / "models")
+    assert recommender_main(["train", "--embeddings", str(tmp_path / "emb.npz"), "--interactions",
+                             str(tmp_path / "inter.csv"), "--output", run, "--epochs", "1", "--embedding-dim", "8",
+                             "--max-history", "4", "--no-id-only-baseline", "--quiet"]) == 0
+    assert cli.main(["export", "--recommender-run", run, "--model-base", base, "--quiet"]) == 0
+    assert sorted(os.listdir(base)) == ["docker-compose.yml", "models.config", "models.scann.config",
+                                        "models.stock.config", "recommender_bruteforce", "recommender_scann"]
+    assert list_versions(os.path.join(base, "recommender_scann")) == {1: os.path.join(base, "recommender_scann", "1")}
+    assert export_module.uses_scann_ops(os.path.join(base, "recommender_scann", "1"))
+    assert not export_module.uses_scann_ops(os.path.join(base, "recommender_bruteforce", "1"))
+
+    history = [[table.ids[0], table.ids[1], "", ""]]
+    path = os.path.join(base, "recommender_bruteforce", "1")
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    want = signature(**{next(iter(signature.structured_input_signature[1])): tf.constant(history)})
+    with ModelServer(load_model_base(base), ServerConfig(rest_port=0, grpc_port=None, poll_interval_s=0)) as server:
+        got = requests.post(f"http://127.0.0.1:{server.rest_port}/v1/models/recommender_bruteforce:predict",
+                            json={"instances": history}).json()["predictions"][0]
+    assert got["item_ids"] == [i.decode() for i in want["item_ids"].numpy()[0]]
+    np.testing.assert_allclose(got["scores"], want["scores"].numpy()[0], rtol=1e-5)
