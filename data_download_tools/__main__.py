@@ -61,7 +61,7 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
         per_category=args.per_category, seed=args.seed, width=args.width, height=args.height, fps=args.fps,
         min_seconds=args.min_seconds, max_seconds=args.max_seconds, cover_width=args.cover_width,
         cover_height=args.cover_height, ambiguous_fraction=args.ambiguous_fraction, base_url=args.base_url,
-        workers=args.workers,
+        workers=args.workers, audio=args.audio, silent_fraction=args.silent_fraction,
     )
     total = 31 * config.per_category
     with tqdm(total=total, desc="make-demo", unit="item", disable=args.quiet) as bar:
@@ -190,6 +190,10 @@ def _add_make_demo(verbs) -> None:
     demo.add_argument("--ambiguous-fraction", type=float, default=0.15,
                       help="share of items whose pictures or brief come from another category (default 0.15)")
     demo.add_argument("--workers", type=non_negative_int, default=0, help="processes (default 0: one per core)")
+    demo.add_argument("--audio", action="store_true",
+                      help="give clips a sound track whose character depends on the category (see docs/audio.md)")
+    demo.add_argument("--silent-fraction", type=float, default=0.1,
+                      help="with --audio, share of clips whose track is silence (default 0.1)")
     add_common_arguments(demo)
     demo.set_defaults(func=_cmd_make_demo)
 
