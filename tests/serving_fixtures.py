@@ -16,6 +16,7 @@ Each builder writes ``<model_base>/<name>/<version>/`` through ``tf_serving_form
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from typing import Sequence
@@ -23,6 +24,14 @@ from typing import Sequence
 import numpy as np
 
 from data_interface_for_model.tf_serving_format import version_path, write_version
+
+
+def _classifier_inputs(num_frames: int) -> list:
+    """The classifier contract's inputs: ``brief`` [B], ``cover`` [B] (JPEG bytes), ``frames`` [B, T]."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec([None], tf.string, name="brief"), tf.TensorSpec([None], tf.string, name="cover"),
+            tf.TensorSpec([None, num_frames], tf.string, name="frames")]
 
 
 def _save(module, signatures: dict, model_base: str, name: str, version: int) -> str:
@@ -53,18 +62,14 @@ def build_toy_classifier(model_base: str, version: int = 1, name: str = "toy_cla
                                 tf.reduce_sum(tf.strings.length(frames), axis=1)], axis=1)
             return tf.math.log1p(tf.cast(lengths, tf.float32))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="brief"),
-                                      tf.TensorSpec([None], tf.string, name="cover"),
-                                      tf.TensorSpec([None, num_frames], tf.string, name="frames")])
+        @tf.function(input_signature=_classifier_inputs(num_frames))
         def classify(self, brief, cover, frames):
             logits = tf.matmul(self.features(brief, cover, frames), self.w)
             label_id = tf.argmax(logits, axis=1)
             return {"probabilities": tf.nn.softmax(logits), "label": tf.gather(self.labels, label_id),
                     "label_id": label_id}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="brief"),
-                                      tf.TensorSpec([None], tf.string, name="cover"),
-                                      tf.TensorSpec([None, num_frames], tf.string, name="frames")])
+        @tf.function(input_signature=_classifier_inputs(num_frames))
         def embed(self, brief, cover, frames):
             return {"embedding": tf.matmul(self.features(brief, cover, frames), self.proj)}
 
@@ -191,23 +196,38 @@ def build_standin_classifier(model_base: str, version: int = 1, name: str = "cla
             joint = tf.concat([cover_vec, frame_vec, text_vec], axis=1)
             return tf.nn.l2_normalize(tf.matmul(joint, self.proj), axis=1)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="brief"),
-                                      tf.TensorSpec([None], tf.string, name="cover"),
-                                      tf.TensorSpec([None, num_frames], tf.string, name="frames")])
+        @tf.function(input_signature=_classifier_inputs(num_frames))
         def classify(self, brief, cover, frames):
             logits = tf.matmul(self.embedding(brief, cover, frames), self.head) * 10.0
             label_id = tf.argmax(logits, axis=1)
             return {"probabilities": tf.nn.softmax(logits), "label": tf.gather(self.labels, label_id),
                     "label_id": label_id}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="brief"),
-                                      tf.TensorSpec([None], tf.string, name="cover"),
-                                      tf.TensorSpec([None, num_frames], tf.string, name="frames")])
+        @tf.function(input_signature=_classifier_inputs(num_frames))
         def embed(self, brief, cover, frames):
             return {"embedding": self.embedding(brief, cover, frames)}
 
     module = StandIn()
     return _save(module, {"serving_default": module.classify, "embed": module.embed}, model_base, name, version)
+
+
+@contextlib.contextmanager
+def _tf1_version(model_base: str, name: str, version: int):
+    """(SavedModelBuilder, Session in a fresh Graph) for a TF1-style version; saved when the block ends."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with write_version(model_base, name, version) as tmp:
+        export_dir = os.path.join(tmp, "model")
+        builder = v1.saved_model.builder.SavedModelBuilder(export_dir)
+        graph = tf.Graph()
+        with graph.as_default(), v1.Session(graph=graph) as session:
+            yield builder, session
+        builder.save()
+        # SavedModelBuilder insists on creating its folder: move its contents up into the version folder
+        for entry in os.listdir(export_dir):
+            shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
+        os.rmdir(export_dir)
 
 
 def build_half_plus_two(model_base: str, version: int = 123, name: str = "half_plus_two") -> str:
@@ -218,45 +238,36 @@ def build_half_plus_two(model_base: str, version: int = 123, name: str = "half_p
     import tensorflow as tf
 
     v1 = tf.compat.v1
-    with write_version(model_base, name, version) as tmp:
-        export_dir = f"{tmp}/model"
-        builder = v1.saved_model.builder.SavedModelBuilder(export_dir)
-        graph = tf.Graph()
-        with graph.as_default(), v1.Session(graph=graph) as session:
-            a, b, c = v1.Variable(0.5, name="a"), v1.Variable(2.0, name="b"), v1.Variable(3.0, name="c")
-            serialized = v1.placeholder(tf.string, name="tf_example", shape=[None])
-            features = v1.parse_example(serialized, {
-                "x": tf.io.FixedLenFeature([1], tf.float32),
-                "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])})
-            x = tf.identity(features["x"], name="x")
-            y = tf.identity(a * x + b, name="y")
-            y2 = tf.identity(a * x + c, name="y2")
-            x2 = tf.identity(features["x2"], name="x2")
-            y3 = tf.identity(a * x2 + c, name="y3")
-            info = v1.saved_model.utils.build_tensor_info
-            build = v1.saved_model.signature_def_utils.build_signature_def
-            consts = v1.saved_model.signature_constants
+    with _tf1_version(model_base, name, version) as (builder, session):
+        a, b, c = v1.Variable(0.5, name="a"), v1.Variable(2.0, name="b"), v1.Variable(3.0, name="c")
+        serialized = v1.placeholder(tf.string, name="tf_example", shape=[None])
+        features = v1.parse_example(serialized, {
+            "x": tf.io.FixedLenFeature([1], tf.float32),
+            "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])})
+        x = tf.identity(features["x"], name="x")
+        y = tf.identity(a * x + b, name="y")
+        y2 = tf.identity(a * x + c, name="y2")
+        x2 = tf.identity(features["x2"], name="x2")
+        y3 = tf.identity(a * x2 + c, name="y3")
+        info = v1.saved_model.utils.build_tensor_info
+        build = v1.saved_model.signature_def_utils.build_signature_def
+        consts = v1.saved_model.signature_constants
 
-            def regress(inputs, outputs):
-                return build({consts.REGRESS_INPUTS: info(inputs)}, {consts.REGRESS_OUTPUTS: info(outputs)},
-                             consts.REGRESS_METHOD_NAME)
+        def regress(inputs, outputs):
+            return build({consts.REGRESS_INPUTS: info(inputs)}, {consts.REGRESS_OUTPUTS: info(outputs)},
+                         consts.REGRESS_METHOD_NAME)
 
-            signatures = {
-                "serving_default": build({"x": info(x)}, {"y": info(y)}, consts.PREDICT_METHOD_NAME),
-                "regress_x_to_y": regress(serialized, y),
-                "regress_x_to_y2": regress(serialized, y2),
-                "regress_x2_to_y3": regress(x2, y3),
-                "classify_x_to_y": build({consts.CLASSIFY_INPUTS: info(serialized)},
-                                         {consts.CLASSIFY_OUTPUT_SCORES: info(y)}, consts.CLASSIFY_METHOD_NAME),
-            }
-            session.run(v1.global_variables_initializer())
-            builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
-                                                 signature_def_map=signatures)
-        builder.save()
-        # SavedModelBuilder insists on creating its folder: move its contents up into the version folder
-        for entry in os.listdir(export_dir):
-            shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
-        os.rmdir(export_dir)
+        signatures = {
+            "serving_default": build({"x": info(x)}, {"y": info(y)}, consts.PREDICT_METHOD_NAME),
+            "regress_x_to_y": regress(serialized, y),
+            "regress_x_to_y2": regress(serialized, y2),
+            "regress_x2_to_y3": regress(x2, y3),
+            "classify_x_to_y": build({consts.CLASSIFY_INPUTS: info(serialized)},
+                                     {consts.CLASSIFY_OUTPUT_SCORES: info(y)}, consts.CLASSIFY_METHOD_NAME),
+        }
+        session.run(v1.global_variables_initializer())
+        builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
+                                             signature_def_map=signatures)
     return version_path(model_base, name, version)
 
 
@@ -265,19 +276,11 @@ def build_spinner(model_base: str, version: int = 1, name: str = "spinner") -> s
     import tensorflow as tf
 
     v1 = tf.compat.v1
-    with write_version(model_base, name, version) as tmp:
-        export_dir = os.path.join(tmp, "model")
-        builder = v1.saved_model.builder.SavedModelBuilder(export_dir)
-        graph = tf.Graph()
-        with graph.as_default(), v1.Session(graph=graph) as session:
-            n = v1.placeholder(tf.int64, [None], name="n")
-            count = tf.while_loop(lambda i: i < n[0], lambda i: i + 1, [tf.constant(0, tf.int64)])
-            signature = v1.saved_model.signature_def_utils.predict_signature_def(
-                {"n": n}, {"i": tf.reshape(count, [1])})
-            builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
-                                                 signature_def_map={"serving_default": signature})
-        builder.save()
-        for entry in os.listdir(export_dir):
-            shutil.move(os.path.join(export_dir, entry), os.path.join(tmp, entry))
-        os.rmdir(export_dir)
+    with _tf1_version(model_base, name, version) as (builder, session):
+        n = v1.placeholder(tf.int64, [None], name="n")
+        count = tf.while_loop(lambda i: i < n[0], lambda i: i + 1, [tf.constant(0, tf.int64)])
+        signature = v1.saved_model.signature_def_utils.predict_signature_def(
+            {"n": n}, {"i": tf.reshape(count, [1])})
+        builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING],
+                                             signature_def_map={"serving_default": signature})
     return version_path(model_base, name, version)
