@@ -5,6 +5,7 @@ import hashlib
 import os
 
 import numpy as np
+import pytest
 
 from data_download_tools.demo import DemoConfig, make_demo_dataset
 from data_interface_for_model import audio
@@ -22,6 +23,7 @@ def digest(path: str) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+@pytest.mark.slow
 def test_demo_with_sound(tmp_path):
     with_sound = str(tmp_path / "sound")
     make_demo_dataset(with_sound, DemoConfig(audio=True, silent_fraction=0.2, **TINY))
