@@ -31,7 +31,9 @@ def _index(args: argparse.Namespace) -> int:
 
     from retrieval.music.library import embed_library, immich_library_dir, save_index, scan_library
 
-    if args.demo_pairs and not args.pairs_output:  # checked before the long embedding pass
+    if not args.output.endswith(".npz"):  # checked before the long embedding pass
+        raise UsageError(f"index: --output {args.output}: a music index is a .npz file")
+    if args.demo_pairs and not args.pairs_output:
         raise UsageError("index: --demo-pairs needs --pairs-output FILE")
     if args.demo_pairs and not os.path.isfile(args.demo_pairs):
         raise FileNotFoundError(f"index: --demo-pairs {args.demo_pairs}: no such file")
