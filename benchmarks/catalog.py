@@ -16,7 +16,9 @@ ScaNN both. Reported:
 * ``recall@10``: of the interim path and of the fresh index, against exact search over the current items;
 * the brute-force/ScaNN query latency at several sizes (``--crossover``), to pick ``ann_min_size``.
 
-The machine is shared: run the configurations side by side (as here) and compare within one run.
+BLAS runs with one thread (``--blas-threads``, as ``xinpianchang serving catalog`` sets it): one query is
+one matrix-vector product, and on a busy 2-core machine OpenBLAS's own threads made a 5,000-item product take
+~76 ms instead of ~0.1 ms. The machine is shared: compare configurations within one run.
 """
 from __future__ import annotations
 
@@ -181,7 +183,13 @@ def main(argv=None) -> int:
     parser.add_argument("--deleted", type=int, default=300, help="items deleted since the last build")
     parser.add_argument("--crossover", default="1000,5000,10000,20000,50000,100000",
                         help="sizes for the brute force vs ScaNN query latency ('' = skip)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads, as the catalog command sets them (default 1; 0 = the library's own)")
     args = parser.parse_args(argv)
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
     args.crossover_sizes = [int(s) for s in args.crossover.split(",") if s]
     rows = ["| N | main index | load + build s | rebuild s | insert one ms p50 / p99 | recommend ms p50 / p99, "
             "fresh | interim | after rebuild | recall@10 fresh | interim | after rebuild |",

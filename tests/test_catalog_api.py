@@ -316,6 +316,27 @@ def test_export_writes_a_recommender_version_that_matches_the_api(client, servic
     assert [i.decode() for i in history["item_ids"].numpy()[0]] == [r["video_id"] for r in api["recommendations"]]
 
 
+    # a stand-in classifier SavedModel (embed: the one-hot of the brief's hash bucket) wrapped in with
+    # tensorflow_hub.KerasLayer: recommend_clip answers for a new clip in one call, as the live index does
+    class Classifier(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="brief"),
+                                      tf.TensorSpec([None], tf.string, name="cover"),
+                                      tf.TensorSpec([None, None], tf.string, name="frames")])
+        def embed(self, brief, cover, frames):
+            return {"embedding": tf.one_hot(tf.strings.to_hash_bucket_fast(brief, 64), 64)}
+
+    classifier, stand_in = str(tmp_path / "classifier"), Classifier()
+    tf.saved_model.save(stand_in, classifier, signatures={"embed": stand_in.embed.get_concrete_function()})
+    from serving.catalog.export import export_catalog
+
+    path = export_catalog(service.store, base, 3, classifier_path=classifier)
+    clip = tf.saved_model.load(path).signatures["recommend_clip"](
+        brief=tf.constant(["a new clip"]), cover=tf.constant([b""]), frames=tf.constant([[b""]]))
+    bucket = int(tf.strings.to_hash_bucket_fast(["a new clip"], 64).numpy()[0])
+    expected = [i for i, _ in service.index.search(np.eye(64, dtype=np.float32)[bucket], 3)]
+    assert [i.decode() for i in clip["item_ids"].numpy()[0]] == expected
+
+
 def test_cli_verbs_parse(tmp_path):
     import argparse
 

@@ -52,6 +52,7 @@ class ExportRequest(_Strict):
     model_base: str = "models"
     top_k: int = Field(10, ge=1, le=1000)
     name: str = "catalog_recommender"
+    with_clip: bool = Field(True, description="wrap the classifier in as recommend_clip (a SavedModel classifier)")
 
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
@@ -205,7 +206,9 @@ def create_app(service: CatalogService, default_source: Optional[str] = None) ->
         from serving.catalog.export import export_catalog
 
         try:
-            path = export_catalog(service.store, request.model_base, request.top_k, request.name)
+            classifier = getattr(service.embedder, "path", None) if request.with_clip else None
+            path = export_catalog(service.store, request.model_base, request.top_k, request.name,
+                                  classifier_path=classifier)
         except (ValueError, FileExistsError) as exc:
             raise CatalogError(str(exc)) from None
         return {"exported": path, "items": len(service.index)}

@@ -124,6 +124,21 @@ def _newest_classifier_export(run_dir: str) -> Optional[str]:
     return versions[max(versions)] if versions else None
 
 
+def classifier_savedmodel(source: str) -> str:
+    """The classifier SavedModel folder of ``source`` (a SavedModel, a folder of versions, or a run with an
+    export); FileNotFoundError naming it otherwise."""
+    if is_saved_model_dir(source):
+        return source
+    versions = list_versions(source)
+    if versions:
+        return versions[max(versions)]
+    exported = _newest_classifier_export(source)
+    if exported:
+        return exported
+    raise FileNotFoundError(f"{source!r} has no classifier SavedModel (export the run first: "
+                            f"xinpianchang classifier export --run {source})")
+
+
 def load_embedder(source: str) -> SavedModelEmbedder:
     """The classifier of ``source``: a run folder, a classifier SavedModel, or a model folder of versions.
 
@@ -166,15 +181,21 @@ class MiniLMTextEncoder:
     def __init__(self, preset: str = "offline-minilm", sequence_length: int = 64) -> None:
         from baseline_model.encoders.text_encoder import build_text_encoder
 
-        self._model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True,
-                                         name="catalog_text")
+        import tensorflow as tf
+
+        model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True, name="catalog_text")
+        # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
+        self._encode = tf.function(lambda texts: model(texts, training=False),
+                                   input_signature=[tf.TensorSpec([None], tf.string)])
+        self._model = model
+        self.encode(["warm-up"])  # trace now, not on the first request
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import tensorflow as tf
 
         if not texts:
             return np.zeros((0, 0), np.float32)
-        return np.asarray(self._model(tf.constant(list(texts), tf.string), training=False), dtype=np.float32)
+        return self._encode(tf.constant(list(texts), tf.string)).numpy().astype(np.float32)
 
 
 TEXT_SEARCH = ("minilm", "keyword")
