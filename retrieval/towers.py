@@ -81,6 +81,7 @@ class TowerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TowerConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        data = {"query": "bag", **data}  # runs written before the query kinds existed pooled a bag
         return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
 
 

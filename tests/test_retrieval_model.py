@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
     run = str(folder / "run")
     assert main(["train", "--embeddings", emb, "--interactions", inter, "--output", run, "--epochs", "3",
                  "--batch-size", "64", "--max-history", "5", "--embedding-dim", "16", "--cold-fraction", "0.1",
-                 "--quiet"]) == 0
+                 "--tower", "bag", "--quiet"]) == 0
     with open(os.path.join(run, "run.json")) as handle:
         summary = json.load(handle)["summary"]
     return {"emb": emb, "inter": inter, "run": str(folder / "run"), "summary": summary, "table": table,
@@ -48,7 +48,7 @@ def test_towers_have_the_documented_shapes():
 
     ids = ["a", "b", "c"]
     content = ContentLookup(ids, np.eye(3, 6, dtype=np.float32))
-    config = TowerConfig(embedding_dim=8, hidden_dims=(12,), use_user_id=True)
+    config = TowerConfig(embedding_dim=8, hidden_dims=(12,), use_user_id=True, query="bag")
     query = QueryTower(config, ["a", "b"], ["u1"])
     candidate = CandidateTower(config, ["a", "b"])
     vectors, known = content(tf.constant([["a", "", "zz"]]))
