@@ -373,9 +373,14 @@ def test_text_search_by_embeddings_follows_adds_and_deletes(tmp_path, demo_root)
             client.delete(f"/index/{target.mp4_id}")
             after = client.get("/search", params={"q": target.brief}).json()["results"]
             assert target.mp4_id not in {r["video_id"] for r in after}
-        again = CatalogService(_config(tmp_path), FakeEmbedder(), FakeTextEncoder())  # reloaded from the store
+        keyword = CatalogService(_config(tmp_path), FakeEmbedder())  # an item indexed without text search
+        keyword.index_path("late", items[9].video_path, "a late arrival", "zebra crossing")
+        keyword.close()
+        again = CatalogService(_config(tmp_path), FakeEmbedder(), FakeTextEncoder())  # reloaded + backfilled
         try:
-            assert len(again.text_index) == 9 and again.search(items[0].brief)["results"][0]["video_id"] == items[0].mp4_id
+            assert len(again.text_index) == 10 and again.text_encoder.calls == 1
+            assert again.search(items[0].brief)["results"][0]["video_id"] == items[0].mp4_id
+            assert again.search("zebra crossing")["results"][0]["video_id"] == "late"
         finally:
             again.close()
     finally:

@@ -97,12 +97,23 @@ class CatalogService:
         self.index.reset(ids, labels, vectors)
         self.text_index = LiveIndex(config.ann_min_size, config.rebuild_min_changes, config.rebuild_fraction)
         if text_encoder is not None:
+            self._backfill_text_embeddings()
             self.text_index.reset(*self.store.all_embeddings(text=True))
         self._write_lock = threading.RLock()
         self._cache: "collections.OrderedDict[str, Tuple[np.ndarray, np.ndarray]]" = collections.OrderedDict()
         self._cache_lock = threading.Lock()
         os.makedirs(config.media_dir, exist_ok=True)
         logger.info("catalog of %d items from %s", len(ids), self.store.kind)
+
+    def _backfill_text_embeddings(self, batch: int = 64) -> None:
+        """Embed the text of items stored without a text embedding (indexed with keyword search)."""
+        missing = self.store.ids_without_text_embedding()
+        for start in range(0, len(missing), batch):
+            items = list(self.store.get_many(missing[start:start + batch]).values())
+            self._text_vectors(items)
+            self.store.set_text_embeddings({i.video_id: i.text_embedding for i in items})
+        if missing:
+            logger.info("embedded the text of %d items stored without it", len(missing))
 
     def close(self) -> None:
         self.index.wait_for_rebuild()

@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from sqlalchemy import (Float, Integer, LargeBinary, String, Text, create_engine, delete, event, func, or_,
-                        select)
+                        select, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -148,6 +148,18 @@ class CatalogStore:
             item = _to_item(row)
             session.execute(delete(ItemRow).where(ItemRow.video_id == video_id))
         return item
+
+    def set_text_embeddings(self, vectors: Dict[str, np.ndarray]) -> None:
+        """Store text embeddings of existing items (one transaction; ids no longer there are ignored)."""
+        with self._session.begin() as session:
+            for video_id, vector in vectors.items():
+                session.execute(update(ItemRow).where(ItemRow.video_id == video_id).values(
+                    text_embedding=np.asarray(vector, dtype="<f4").tobytes()))
+
+    def ids_without_text_embedding(self) -> List[str]:
+        with self._session() as session:
+            return list(session.scalars(select(ItemRow.video_id).where(ItemRow.text_embedding.is_(None))
+                                        .order_by(ItemRow.seq)))
 
     # ------------------------------------------------------------------------------------------- reads
     def get(self, video_id: str, with_embedding: bool = False, with_thumbnail: bool = False) -> Optional[Item]:
