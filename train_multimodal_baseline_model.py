@@ -8,11 +8,13 @@ from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not our messages
 
+from baseline_model.train_job import build_parser  # noqa: E402  (light: no TensorFlow until a verb runs)
+from data_interface_for_model.cli import verb_main  # noqa: E402
+
+__all__ = ["build_parser", "main"]
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from baseline_model.train_job import build_parser
-    from data_interface_for_model.cli import verb_main
-
     return verb_main(build_parser, argv)
 
 

@@ -8,6 +8,13 @@ from typing import List, Optional
 from data_interface_for_model import cli
 
 
+def _check_run(run: str) -> None:
+    """Refuse a folder that is not a run before TensorFlow is imported (a clear one-line error, fast)."""
+    from baseline_model.config import load_run_config
+
+    load_run_config(run)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from baseline_model.train_job import run_train
 
@@ -15,6 +22,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_run(args.run)
     from baseline_model.evaluate import comparison_line, evaluate_run
 
     report = evaluate_run(args.run, split=args.split, json_out=args.output, cv=args.cv)
@@ -28,6 +36,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    _check_run(args.run)
     from baseline_model.export import export_run
 
     paths = export_run(args.run, args.model_base, args.version)
@@ -40,6 +49,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise cli.UsageError("embed needs --output FILE (.parquet or .npz)")
     if bool(args.data_root) == bool(args.input):
         raise cli.UsageError("embed needs either --data-root ROOT (a prepared layout) or --input PATH... (any videos)")
+    _check_run(args.run)
     if args.input:
         return _stream(args, output=None, embeddings=args.output, verb="embed")
     from baseline_model.embed import embed_run
@@ -63,6 +73,7 @@ def _stream(args: argparse.Namespace, output: Optional[str], embeddings: Optiona
 def _cmd_predict(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith((".csv", ".jsonl", ".json", ".ndjson")):
         raise cli.UsageError(f"--output {args.output!r}: write predictions as .csv or .jsonl")
+    _check_run(args.run)
     return _stream(args, output=args.output, embeddings=args.embeddings, verb="predict")
 
 
