@@ -5,7 +5,8 @@ label copied from it), it times:
 
 1. prepare, in-process pool (``prepare_dataset``, ``--workers`` 1 and 2 processes);
 2. prepare, Beam DirectRunner ``multi_processing`` with 1 and 2 worker processes (``prepare_with_beam``);
-3. embed, single process (the classifier's ``embed_dataset``: the Keras embedder over the prepared shards);
+3. embed, single process (the classifier's embedding step, ``LoadedRun.embed_splits``: the Keras embedder
+   over the prepared shards, as ``embed`` runs it after preparing);
 4. embed, Beam RunInference over the exported embedder, ``multi_processing`` with 1 and 2 workers.
 
 From the two sizes it separates the fixed cost of a run (pipeline construction, worker start-up, model
@@ -84,7 +85,6 @@ def time_prepare(root: str, work: str, frames: int, size: int, workers: List[int
 def time_embed(root: str, work: str, run_dir: str, embedder: str, frames: int, size: int,
                workers: List[int]) -> Dict[str, dict]:
     from baseline_model.beam_inference import run_beam_inference
-    from baseline_model.embed import embed_dataset
     from baseline_model.run import load_run
     from baseline_model import data as data_lib
     from data_interface_for_model.beam_prepare import BeamOptions
@@ -92,11 +92,15 @@ def time_embed(root: str, work: str, run_dir: str, embedder: str, frames: int, s
     data_dir = os.path.join(work, "embed_data")
     out = {}
     run = load_run(run_dir)
-    # prepared once, outside the timings, as embed_dataset prepares it (the run's split seed)
-    data_lib.prepare(dataclasses.replace(run.train_config, data_root=root, data_dir=data_dir), run.model_config)
+    # prepared once, outside the timings (as embed_dataset prepares it: the run's split seed); then the
+    # single-process verb's embedding step alone, as RunInference is timed without preparing
+    train = dataclasses.replace(run.train_config, data_root=root, data_dir=data_dir)
+    report = data_lib.prepare(train, run.model_config)
+    splits = [s for s in data_lib.SPLITS if report.split_counts.get(s)]
     started = time.perf_counter()
-    ids, _, _ = embed_dataset(run, root, data_dir)
-    out["embed_single"] = _line("embed, single process (Keras)", len(ids), time.perf_counter() - started)
+    parts = run.embed_splits(train, splits)
+    out["embed_single"] = _line("embed, single process (Keras)", sum(len(p[0]) for p in parts.values()),
+                                time.perf_counter() - started)
     for count in workers:
         started = time.perf_counter()
         report = run_beam_inference(embedder, data_dir, os.path.join(work, f"embed{count}"), "embed", frames, size,
