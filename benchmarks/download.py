@@ -11,6 +11,7 @@ The server runs in its own process (so it does not share the downloader's GIL) a
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
@@ -26,10 +27,16 @@ import requests  # noqa: E402
 
 from data_download_tools.bounded import bounded_map  # noqa: E402
 from data_download_tools.demo import DemoConfig, make_demo_dataset  # noqa: E402
-from data_download_tools.download import DownloadConfig, download, select_records  # noqa: E402
+from data_download_tools.download import (  # noqa: E402
+    DownloadConfig,
+    DownloadSummary,
+    download,
+    select_records,
+    unique_targets,
+)
 from data_download_tools.http_fetch import FetchConfig  # noqa: E402
 from data_interface_for_model import LABELS, VideoRecord, iter_info_file  # noqa: E402
-from data_interface_for_model.info_file import INFO_FILE_NAME, record_to_line  # noqa: E402
+from data_interface_for_model.info_file import INFO_FILE_NAME, parse_info_line, record_to_line  # noqa: E402
 
 
 def _serve(folder: str, latency: float, ready) -> None:
@@ -148,14 +155,41 @@ def bench_info_file(args: argparse.Namespace, work: str) -> None:
     print(f"{'stream + validate (iter_info_file)':<52} {seconds:>8.2f} {count / seconds:>9.0f} {peak / 1e6:>8.2f}")
 
     def feed() -> int:
-        records = select_records(iter_info_file(path, strict=True))
+        records = unique_targets(select_records(iter_info_file(path, strict=True)), DownloadSummary())
         return sum(1 for _ in bounded_map(lambda record: record.mp4_id, records, workers=16))
 
     count, seconds, peak = _measure(feed)
     assert count == args.lines
-    print(f"{'the download feed (stream -> 16-thread bounded pool)':<52} {seconds:>8.2f} {count / seconds:>9.0f}"
+    print(f"{'download feed (stream, dedupe, 16-thread pool)':<52} {seconds:>8.2f} {count / seconds:>9.0f}"
           f" {peak / 1e6:>8.2f}")
     print("(peak MB: tracemalloc's peak of Python allocations during a second, traced pass)")
+    bench_parse_bounds(path)
+
+
+def bench_parse_bounds(path: str, lines: int = 20_000, rounds: int = 7) -> None:
+    """CPU time per line of the bounded parse (size, nesting and number checks, then JSON with bounded
+    numbers) beside the unbounded one (``json.loads`` + ``VideoRecord.from_dict``), alternating rounds,
+    best of each: what the limits cost on real-looking lines."""
+    with open(path, encoding="utf-8") as handle:
+        sample = [line.rstrip("\n") for _, line in zip(range(lines), handle)]
+
+    def unbounded() -> None:
+        for line in sample:
+            VideoRecord.from_dict(json.loads(line))
+
+    def bounded() -> None:
+        for line in sample:
+            parse_info_line(line)
+
+    times: dict = {"unbounded": [], "bounded": []}
+    for _ in range(rounds):
+        for name, fn in (("unbounded", unbounded), ("bounded", bounded)):
+            started = time.process_time()
+            fn()
+            times[name].append(time.process_time() - started)
+    plain, checked = (min(times[name]) / len(sample) * 1e6 for name in ("unbounded", "bounded"))
+    print(f"parse one line, CPU time, best of {rounds} alternating rounds of {len(sample)} lines: "
+          f"json.loads + from_dict {plain:.1f} us, bounded parse_info_line {checked:.1f} us ({checked / plain:.2f}x)")
 
 
 def main() -> int:

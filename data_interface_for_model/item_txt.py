@@ -9,6 +9,7 @@ either parser runs.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 from typing import Any, Dict, Optional, Union
@@ -26,13 +27,16 @@ def _refuse_constant(name: str) -> Any:
     raise RecordError(f"{name} is not a valid value in a record")
 
 
-def _bounded_int(limits: ParseLimits):
-    def parse(text: str) -> int:
-        if len(text.lstrip("-")) > limits.max_number_digits:
-            raise RecordError(f"a number longer than {limits.max_number_digits} digits")
+@functools.lru_cache(maxsize=8)
+def _decoder(max_digits: int) -> json.JSONDecoder:
+    """A JSON decoder (made once per bound: building one per line costs more than the parse) that refuses
+    numbers longer than ``max_digits`` and the NaN/Infinity constants."""
+    def parse_int(text: str) -> int:
+        if len(text.lstrip("-")) > max_digits:
+            raise RecordError(f"a number longer than {max_digits} digits")
         return int(text)
 
-    return parse
+    return json.JSONDecoder(parse_int=parse_int, parse_constant=_refuse_constant)
 
 
 def loads_record_json(text: str, limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> Any:
@@ -42,7 +46,7 @@ def loads_record_json(text: str, limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> 
         check_record_text(text, limits)
     except ValueError as exc:
         raise RecordError(str(exc)) from None
-    return json.loads(text, parse_int=_bounded_int(limits), parse_constant=_refuse_constant)
+    return _decoder(limits.max_number_digits).decode(text)
 
 
 def parse_item_text(text: str, limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ Anything over a bound is a named error for that item; the run goes on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 #: A cover (JPEG) whose header declares more pixels than this is refused before decoding (4096 x 4096).
@@ -45,12 +46,21 @@ _BRACKETS = re.compile(r"[\[\](){}]")
 _OPENING = frozenset("[({")
 
 
+@functools.lru_cache(maxsize=8)
+def _long_number(max_digits: int) -> "re.Pattern[str]":
+    return re.compile(r"(?<!\d)\d{%d}" % (max_digits + 1))  # the look-behind keeps the search linear
+
+
 def check_record_text(text: str, limits: ParseLimits = DEFAULT_PARSE_LIMITS) -> None:
     """Raise ``ValueError`` (with a message saying which bound) if ``text`` nests deeper or holds a longer
     number than ``limits`` allow. Linear in the text's length; run it before ``json.loads`` or
     ``ast.literal_eval``, whose cost on such input is not."""
+    opening = text.count("[") + text.count("{") + text.count("(")
+    digits = sum(text.count(digit) for digit in "0123456789")
+    if opening <= limits.max_depth and digits <= limits.max_number_digits:
+        return  # the common case (str.count only): too few brackets to nest too deep, too few digits for a long run
     outside = _STRINGS.sub('""', text)  # brackets and digits inside string literals do not count
-    if re.search(r"\d{%d}" % (limits.max_number_digits + 1), outside):
+    if _long_number(limits.max_number_digits).search(outside):
         raise ValueError(f"a number longer than {limits.max_number_digits} digits")
     depth = deepest = 0
     for bracket in _BRACKETS.findall(outside):
