@@ -57,8 +57,12 @@ def test_beam_embed_matches_single_process_embed(exported_run, tmp_path):
     assert sorted(set(frame["split"])) == ["test", "train", "validation"]
     beam_vectors = np.stack(frame["embedding"].to_numpy()).astype(np.float32)
     np.testing.assert_allclose(beam_vectors, vectors[order], rtol=1e-4, atol=1e-5)
-    # every shard is a valid embedding file on its own
-    assert sum(len(read_embeddings(shard)) for shard in report.shards) == len(ids)
+    # every non-empty shard is a valid embedding file on its own (with two shards of ~60 items, Beam may
+    # leave one empty)
+    import pyarrow.parquet as pq
+
+    filled = [shard for shard in report.shards if pq.ParquetFile(shard).metadata.num_rows]
+    assert sum(len(read_embeddings(shard)) for shard in filled) == len(ids)
     with pytest.raises(FileExistsError):
         run_beam_inference(paths["embedder"], data_dir, str(tmp_path / "out"), "embed", num_frames=4, size=32,
                            beam_options=BeamOptions(workers=1, running_mode="in_memory"))
