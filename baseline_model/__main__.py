@@ -52,6 +52,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     _check_run(args.run)
     if args.input:
         return _stream(args, output=None, embeddings=args.output, verb="embed")
+    if args.runner:  # Apache Beam RunInference over the run's exported embedder (docs/beam.md)
+        from baseline_model.beam_inference import inference_verb
+
+        return inference_verb(args, "embed")
     from baseline_model.embed import embed_run
 
     count = embed_run(args.run, args.data_root, args.output, args.data_dir)
@@ -126,6 +130,9 @@ def add_verbs(verbs) -> None:
     cli.add_output(embed, required=False, help="output file, .parquet or .npz (required)", metavar="FILE",
                    aliases=("--out",))
     cli.add_data_dir(embed, help="where to prepare the root's shards (default: the run's or RUN/embed_data)")
+    from data_interface_for_model.beam_prepare import add_runner_arguments
+
+    add_runner_arguments(embed, what="the embedding (--output is then a folder of parquet shards)")
     cli.add_common_arguments(embed)
     embed.set_defaults(func=_cmd_embed)
 
