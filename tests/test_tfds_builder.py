@@ -76,7 +76,10 @@ def _damage(root):
         for packet in stream.encode():
             container.mux(packet)
     broken["no_video"] = items[8]
-    # a label folder that is not one of the 31
+    # a label folder that is not one of the 31 (the root's labels.txt says which labels it has; without it
+    # every folder found would be a label)
+    with open(os.path.join(root, "labels.txt"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(LABELS) + "\n")
     stray = os.path.join(root, "Cats", "123")
     os.makedirs(stray)
     open(os.path.join(stray, "123.jpeg"), "wb").write(encode_jpeg(np.zeros((8, 8, 3), np.uint8)))
