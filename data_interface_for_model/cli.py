@@ -42,10 +42,21 @@ def _hidden_aliases(parser: argparse.ArgumentParser, dest: str, aliases: Sequenc
         parser.add_argument(alias, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
+def _required(parser: argparse.ArgumentParser, required: bool, aliases: Sequence[str], dest: str,
+              flag: str) -> bool:
+    """argparse's ``required`` for a flag; a required flag with hidden aliases is checked by :func:`run_verb`
+    instead (argparse would demand the new spelling even when an alias was given)."""
+    if not (required and aliases):
+        return required
+    parser.set_defaults(_required_flags=[*(parser.get_default("_required_flags") or []), (dest, flag)])
+    return False
+
+
 def add_data_root(parser: argparse.ArgumentParser, *, required: bool = True, default: Optional[str] = None,
                   help: str = "dataset root in the xinpianchang layout",
                   aliases: Sequence[str] = ()) -> None:
-    parser.add_argument("--data-root", required=required and default is None, default=default,
+    parser.add_argument("--data-root", required=_required(parser, required and default is None, aliases,
+                                                          "data_root", "--data-root"), default=default,
                         metavar="ROOT", help=help + (f" (default {default})" if default else ""))
     _hidden_aliases(parser, "data_root", aliases)
 
@@ -62,7 +73,8 @@ def add_run(parser: argparse.ArgumentParser, *, required: bool = True, help: str
 
 def add_output(parser: argparse.ArgumentParser, *, required: bool = True, default: Optional[str] = None,
                help: str = "where to write", metavar: str = "PATH", aliases: Sequence[str] = ()) -> None:
-    parser.add_argument("--output", required=required and default is None, default=default, metavar=metavar,
+    parser.add_argument("--output", required=_required(parser, required and default is None, aliases, "output",
+                                                       "--output"), default=default, metavar=metavar,
                         help=help + (f" (default {default})" if default else ""))
     _hidden_aliases(parser, "output", aliases)
 
@@ -71,7 +83,8 @@ def add_model_base(parser: argparse.ArgumentParser, *, required: bool = False,
                    default: Optional[str] = defaults.MODEL_BASE,
                    help: str = "TF Serving model base, MODELS/<name>/<version>/",
                    aliases: Sequence[str] = ()) -> None:
-    parser.add_argument("--model-base", required=required and default is None, default=default,
+    parser.add_argument("--model-base", required=_required(parser, required and default is None, aliases,
+                                                           "model_base", "--model-base"), default=default,
                         metavar="MODELS", help=help + (f" (default {default})" if default else ""))
     _hidden_aliases(parser, "model_base", aliases)
 
@@ -135,6 +148,9 @@ def run_verb(args: argparse.Namespace, user_errors: tuple = USER_ERRORS) -> int:
     ``--verbose``) and returns 2, so every command fails the same way."""
     configure_logging(args)
     try:
+        for dest, flag in getattr(args, "_required_flags", ()):
+            if getattr(args, dest, None) is None:
+                raise UsageError(f"{flag} is required")
         return args.func(args)
     except user_errors as exc:
         logging.getLogger(__name__).debug("command failed", exc_info=True)

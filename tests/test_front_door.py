@@ -91,3 +91,22 @@ def test_user_error_is_one_line_and_exit_2(tmp_path):
     assert proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
     assert "no-such-run" in proc.stderr
+
+
+def test_required_flag_with_a_hidden_alias_accepts_either_spelling(capsys):
+    import argparse
+
+    from data_interface_for_model import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_output(parser, aliases=("--out",))
+    cli.add_split(parser)
+    cli.add_common_arguments(parser)
+    parser.set_defaults(func=lambda args: print(f"wrote {args.output} {args.split}") or 0)
+    assert "--out " not in parser.format_help()
+    assert cli.run_verb(parser.parse_args(["--out", "a", "--split", "valid"])) == 0
+    assert cli.run_verb(parser.parse_args(["--output", "b"])) == 0
+    assert cli.run_verb(parser.parse_args([])) == 2
+    captured = capsys.readouterr()
+    assert "wrote a validation" in captured.out and "wrote b test" in captured.out
+    assert captured.err.strip() == "error: --output is required"
