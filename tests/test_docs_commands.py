@@ -53,7 +53,8 @@ def shell_commands(path: pathlib.Path) -> Iterator[Tuple[int, List[str]]]:
         while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # VAR=value prefixes
             words.pop(0)
         cut = next((i for i, w in enumerate(words) if w in _STOP), len(words))
-        yield start, words[:cut]
+        # "[--flag VALUE]" marks an optional part: it is parsed too, so every optional flag shown must exist
+        yield start, [w.strip("[]") for w in words[:cut] if w.strip("[]") and w != "..."]
 
 
 def parser_and_args(words: List[str]):
