@@ -91,7 +91,23 @@ class LoadedRun:
         from baseline_model.kinds import Pretrained, PretrainedConfig
 
         config = PretrainedConfig(num_frames=self.model_config.num_frames, image_size=self.model_config.image_size)
-        return feature_arrays(Pretrained(config), train or self.train_config, splits)
+        train = train or self.train_config
+        return feature_arrays(Pretrained(config), train, self.present_splits(splits, train))
+
+    def present_splits(self, splits: Sequence[str], train: Optional[TrainConfig] = None) -> List[str]:
+        """Those of ``splits`` that the prepared build holds (a tiny dataset can leave one empty)."""
+        import json
+
+        from data_interface_for_model.prepare import REPORT_NAME, find_dataset_dir
+
+        train = train or self.train_config
+        path = os.path.join(find_dataset_dir(train.data_dir, self.model_config.num_frames,
+                                             self.model_config.image_size), REPORT_NAME)
+        if not os.path.isfile(path):
+            return list(splits)
+        with open(path, encoding="utf-8") as handle:
+            counts = json.load(handle).get("split_counts", {})
+        return [s for s in splits if counts.get(s)]
 
     def embed_splits(self, train: TrainConfig, splits: Sequence[str]) -> Dict[str, Tuple[np.ndarray, ...]]:
         """``{split: (ids [N], label ids [N], embeddings [N, D])}`` of the prepared splits of ``train.data_dir``."""
@@ -121,7 +137,8 @@ class CachedFeatureRun(LoadedRun):
     def feature_arrays(self, splits: Sequence[str], train: Optional[TrainConfig] = None):
         from baseline_model.features import feature_arrays
 
-        return feature_arrays(self.kind, train or self.train_config, splits=splits, extractor=self.extractor)
+        train = train or self.train_config
+        return feature_arrays(self.kind, train, splits=self.present_splits(splits, train), extractor=self.extractor)
 
     def frozen_features(self, splits, train=None):
         return self.feature_arrays(splits, train)
