@@ -120,6 +120,7 @@ def test_resume_continues_from_the_last_epoch(demo_root, data_dir, tmp_path):
     assert fresh.epochs_run == 3
 
 
+@pytest.mark.slow
 def test_own_labels_train_evaluate_export_and_embed_end_to_end(demo_root, tmp_path, capsys):
     """A dataset with five labels of its own: the run, its report, its export and its embeddings use them."""
     import tensorflow as tf
