@@ -65,7 +65,8 @@ def check_size(name: str, shape: Tuple[int, ...], itemsize: int, limits: Limits)
         elements *= dim
         if elements > limits.max_tensor_elements:
             break
-    if elements > limits.max_tensor_elements:
+    # Each dimension is bounded too: an empty tensor may still declare [0, 2**62], which numpy cannot shape.
+    if elements > limits.max_tensor_elements or any(dim > limits.max_tensor_elements for dim in shape):
         raise ServingError("RESOURCE_EXHAUSTED", f"input '{name}' declares shape {list(shape)}: more than the "
                                                  f"limit of {limits.max_tensor_elements} elements per tensor")
     if elements * itemsize > limits.max_tensor_bytes:

@@ -7,6 +7,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -135,3 +136,12 @@ def test_typed_field_encoding_round_trips(array):
     back = proto_to_array(proto, "y", LIMITS)
     assert back.dtype == array.dtype and back.shape == array.shape
     np.testing.assert_array_equal(back, array)
+
+
+def test_an_empty_tensor_with_a_huge_dimension_is_refused_not_a_numpy_error():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+    proto.tensor_shape.dim.add(size=0)
+    proto.tensor_shape.dim.add(size=2 ** 62)
+    with pytest.raises(ServingError) as info:
+        proto_to_array(proto, "x", LIMITS)
+    assert info.value.code == "RESOURCE_EXHAUSTED"
