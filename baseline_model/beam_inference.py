@@ -22,7 +22,7 @@ import logging
 import os
 import posixpath
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple

@@ -11,7 +11,7 @@ exported with ``model.export`` and served with raw ``tf.string`` input.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import keras
 import keras_hub
