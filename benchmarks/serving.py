@@ -13,6 +13,7 @@ unbatched throughput for classify at concurrency 32.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -84,7 +85,9 @@ def payloads(url: str, classifier: Optional[str], recommender: str, image_size: 
     return {"classify": json.dumps(classify).encode(), "recommend": json.dumps({"instances": [history]}).encode()}
 
 
-def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: int = 3) -> Dict[str, float]:
+def _drive(open_client, concurrency: int, seconds: float) -> Dict[str, float]:
+    """``concurrency`` clients, each ``with open_client() as send:`` (the client warms itself up before it
+    yields; ``send()`` -> True on success), released at once, sending until ``seconds`` have passed."""
     latencies: List[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -92,16 +95,14 @@ def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: in
     deadline = [0.0]
 
     def worker():
-        with requests.Session() as session:
-            for _ in range(warmup):
-                session.post(url, data=body, timeout=120)
+        with open_client() as send:
             start_gate.wait()
             mine = []
             while time.perf_counter() < deadline[0]:
                 started = time.perf_counter()
-                response = session.post(url, data=body, timeout=120)
+                ok = send()
                 mine.append(time.perf_counter() - started)
-                if response.status_code != 200:
+                if not ok:
                     with lock:
                         errors[0] += 1
             with lock:
@@ -120,6 +121,17 @@ def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: in
     ms = np.array(latencies) * 1000
     return {"rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99)), "n": len(latencies), "errors": errors[0]}
+
+
+def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: int = 3) -> Dict[str, float]:
+    @contextlib.contextmanager
+    def open_client():
+        with requests.Session() as session:
+            for _ in range(warmup):
+                session.post(url, data=body, timeout=120)
+            yield lambda: session.post(url, data=body, timeout=120).status_code == 200
+
+    return _drive(open_client, concurrency, seconds)
 
 
 def grpc_request(model: str, body: bytes):
@@ -146,43 +158,23 @@ def run_grpc_load(target: str, request, concurrency: int, seconds: float, warmup
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    latencies: List[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    start_gate = threading.Barrier(concurrency + 1)
-    deadline = [0.0]
-
-    def worker():
+    @contextlib.contextmanager
+    def open_client():
         with grpc.insecure_channel(target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             for _ in range(warmup):
                 stub.Predict(request, timeout=120)
-            start_gate.wait()
-            mine = []
-            while time.perf_counter() < deadline[0]:
-                started = time.perf_counter()
+
+            def send() -> bool:
                 try:
                     stub.Predict(request, timeout=120)
+                    return True
                 except grpc.RpcError:
-                    with lock:
-                        errors[0] += 1
-                mine.append(time.perf_counter() - started)
-            with lock:
-                latencies.extend(mine)
+                    return False
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.perf_counter() + 1e9
-    start_gate.wait()
-    began = time.perf_counter()
-    deadline[0] = began + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    ms = np.array(latencies) * 1000
-    return {"rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-            "p99": float(np.percentile(ms, 99)), "n": len(latencies), "errors": errors[0]}
+            yield send
+
+    return _drive(open_client, concurrency, seconds)
 
 
 def model_cost(model_dir: str, body: bytes, batch_sizes=(1, 8, 32), seconds: float = 3.0) -> Dict[int, float]:
