@@ -14,7 +14,9 @@ from data_interface_for_model.cli import (
     add_data_dir,
     add_data_root,
     add_frames,
+    add_audio,
     add_image_size,
+    audio_windows,
     positive_int,
     verb_main,
 )
@@ -36,6 +38,8 @@ def _prepare(args: argparse.Namespace) -> int:
         root = args.root_positional
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if args.runner and args.audio:
+        raise UsageError("--audio is not available with --runner yet: prepare the audio config in process")
     if args.runner:  # an Apache Beam pipeline (docs/beam.md)
         from data_interface_for_model.beam_prepare import prepare_from_args
 
@@ -44,7 +48,8 @@ def _prepare(args: argparse.Namespace) -> int:
         report = prepare_dataset(root, args.data_dir, num_frames=args.frames, size=args.image_size,
                                  splits=tuple(args.splits), seed=args.seed, workers=args.workers,
                                  quality=args.quality, progress=not args.quiet, force=args.force,
-                                 max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args))
+                                 max_image_pixels=args.max_image_pixels, parse_limits=parse_limits_from_args(args),
+                                 audio_patches=audio_windows(args))
     shown = report.skipped[: args.show_skipped]
     for skipped in shown:
         print(f"skipped {skipped['kind']}: {skipped['path']}: {skipped['message']}", file=sys.stderr)
@@ -68,6 +73,7 @@ def _add_prepare(verbs) -> None:
     add_data_dir(parser, default=defaults.DATA_DIR, help="TFDS data dir to write into")
     add_frames(parser)
     add_image_size(parser, aliases=("--size",))
+    add_audio(parser, help="also store the sound track (config frames{T}_size{S}_audio{N})")
     train, validation, test = defaults.SPLIT_FRACTIONS
     parser.add_argument("--splits", type=float, nargs=3, default=defaults.SPLIT_FRACTIONS,
                         metavar=("TRAIN", "VALIDATION", "TEST"),

@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import math
 import os
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -370,10 +370,51 @@ def log_mel(waveform, *, patch_frames: Optional[int] = PATCH_FRAMES):
 
 
 def log_mel_numpy(waveform: np.ndarray) -> np.ndarray:
-    """A numpy reference of :func:`log_mel` for one 1-D waveform (``[1 + N // HOP, N_MELS]``), for tests."""
-    x = np.pad(np.asarray(waveform, np.float64), FFT_SIZE // 2, mode="reflect")
-    n = 1 + (x.size - FFT_SIZE) // HOP
+    """:func:`log_mel` in numpy (float64 inside), ``[..., N]`` -> ``[..., 1 + N // HOP, N_MELS]`` float32.
+
+    The reference the tests check the TF version against, and the log-mel of the paths that run without
+    TensorFlow (``RawNumpyDataset``); a ``PATCH_SAMPLES`` window gives ``PATCH_FRAMES`` frames."""
+    x = np.asarray(waveform, np.float64)
+    x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(FFT_SIZE // 2, FFT_SIZE // 2)], mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, FFT_SIZE, axis=-1)[..., ::HOP, :]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FFT_SIZE) / FFT_SIZE)  # periodic Hann
-    frames = np.stack([x[i * HOP:i * HOP + FFT_SIZE] * window for i in range(n)])
-    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
-    return np.log10(10000.0 * power @ slaney_mel_matrix().astype(np.float64) + 1.0)
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+    return np.log10(10000.0 * power @ slaney_mel_matrix().astype(np.float64) + 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ many clips (preparation)
+
+
+def sample_audio_or_missing(path: PathLike, config: AudioConfig = AudioConfig()) -> SampledAudio:
+    """:func:`sample_audio`, with a track that cannot be decoded reported as missing (``reason`` starts
+    with ``"undecodable"``, a warning names the file) instead of raised: a clip whose pictures decode keeps
+    its place in a dataset when its sound is corrupt."""
+    try:
+        return sample_audio(path, config)
+    except AudioDecodeError as exc:
+        logger.warning("audio treated as missing: %s", exc)
+        return _absent(config.patches, f"undecodable: {exc}")
+
+
+def sample_audio_many(paths: Sequence[str], config: AudioConfig = AudioConfig(), workers: int = 0,
+                      block: int = 64) -> Iterator[SampledAudio]:
+    """:func:`sample_audio_or_missing` of every path, in order, in ``workers`` spawned processes (0: one
+    per core, 1: here). Paths are handed out ``block`` at a time, so memory stays bounded. The workers
+    import neither TensorFlow nor anything but this module's dependencies."""
+    import concurrent.futures
+    import functools
+    import multiprocessing
+
+    from data_interface_for_model.parallel import resolve_workers, spawn_is_safe
+
+    paths = [os.fspath(p) for p in paths]
+    workers = resolve_workers(workers)
+    one = functools.partial(sample_audio_or_missing, config=config)
+    if workers == 1 or len(paths) <= 1 or not spawn_is_safe():
+        yield from map(one, paths)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=context) as pool:
+        for start in range(0, len(paths), block):
+            part = paths[start:start + block]
+            yield from pool.map(one, part, chunksize=max(1, len(part) // (4 * workers)))

@@ -11,6 +11,7 @@ One flag, one meaning, everywhere:
 ``--frames``       frames sampled per clip
 ``--image-size``   side of the square frames and cover
 ``--split``        ``train``, ``validation`` or ``test``
+``--audio``        use the clips' sound tracks (``--audio-windows``: 3 s log-mel windows per clip)
 =================  ==========================================================================
 
 Old spellings are accepted as hidden aliases (not shown in ``--help``) for one release.
@@ -101,6 +102,20 @@ def add_image_size(parser: argparse.ArgumentParser, default: Optional[int] = def
                         help=f"side of the square frames and cover in pixels (default {default})" if default
                         else "side of the square frames and cover (default: the run's)")
     _hidden_aliases(parser, "image_size", aliases, type=positive_int)
+
+
+def add_audio(parser: argparse.ArgumentParser, help: str = "also use the sound track") -> None:
+    """``--audio`` and ``--audio-windows N``; read them back with :func:`audio_windows`."""
+    from data_interface_for_model.audio import DEFAULT_PATCHES
+
+    parser.add_argument("--audio", action="store_true", help=help + " (log-mel windows, musicnn's input)")
+    parser.add_argument("--audio-windows", type=positive_int, default=DEFAULT_PATCHES, metavar="N",
+                        help=f"with --audio: 3 s windows per clip, sampled like the frames (default {DEFAULT_PATCHES})")
+
+
+def audio_windows(args: argparse.Namespace) -> int:
+    """Sound windows per clip asked for by :func:`add_audio`'s flags (0: no audio)."""
+    return args.audio_windows if getattr(args, "audio", False) else 0
 
 
 def split_name(value: str) -> str:

@@ -5,6 +5,11 @@ Every example is::
     {"text": str, "cover": uint8 [S, S, 3], "frames": uint8 [T, S, S, 3], "num_frames": int (real frames),
      "label": int (0-30), "id": str}
 
+and with ``audio_patches=P`` (the sound track, :mod:`data_interface_for_model.audio`)::
+
+    {..., "audio": float32 [P, 187, 96] (musicnn's log-mel of P 3 s windows; zeros when missing),
+     "audio_present": bool (False: no audio stream, silence or an undecodable track)}
+
 Pixels stay uint8 RGB (convert with ``x / 255`` and apply your model's normalisation).
 
 * :class:`PreparedNumpyDataset` reads the prepared ArrayRecord shards by index through TFDS's random-access
@@ -57,19 +62,23 @@ class PreparedNumpyDataset:
       data_dir: the TFDS data dir given to ``prepare``.
       split: ``"train"``, ``"validation"`` or ``"test"`` (or a TFDS split string such as ``"train[:50%]"``).
       num_frames, size: which prepared config to read (``frames{T}_size{S}``).
+      audio_patches: read the audio config ``frames{T}_size{S}_audio{P}`` and add ``audio`` and
+        ``audio_present`` to every example.
     """
 
     def __init__(self, data_dir: Any, split: str, num_frames: int = defaults.FRAMES,
-                 size: int = defaults.IMAGE_SIZE):
+                 size: int = defaults.IMAGE_SIZE, *, audio_patches: int = 0):
         self.data_dir = os.fspath(data_dir)
         self.split = split
         self.num_frames = num_frames
         self.size = size
+        self.audio_patches = audio_patches
         from data_interface_for_model.prepare import load_builder
 
         # the length comes from the dataset's metadata: no ArrayRecord file is opened in this process until
         # an example is read (ArrayRecord is not fork-safe; see the class docstring)
-        builder = load_builder(self.data_dir, num_frames, size, file_format="array_record")
+        builder = load_builder(self.data_dir, num_frames, size, file_format="array_record",
+                               audio_patches=audio_patches)
         self._length = int(builder.info.splits[split].num_examples)
         self._source = None
         self._pid: Optional[int] = None
@@ -83,7 +92,8 @@ class PreparedNumpyDataset:
         if self._source is None:
             from data_interface_for_model.prepare import load_builder
 
-            builder = load_builder(self.data_dir, self.num_frames, self.size, file_format="array_record")
+            builder = load_builder(self.data_dir, self.num_frames, self.size, file_format="array_record",
+                                   audio_patches=self.audio_patches)
             self._source = builder.as_data_source(split=self.split)
             self._pid = os.getpid()
         return self._source
@@ -99,7 +109,7 @@ class PreparedNumpyDataset:
 
     def __getitem__(self, index: int) -> Example:
         record = self._data_source()[_check_index(index, self._length)]
-        return {
+        example = {
             "text": record["brief"].decode("utf-8"),
             "cover": np.asarray(record["cover"], np.uint8),
             "frames": np.stack([np.asarray(f, np.uint8) for f in record["frames"]]),
@@ -107,6 +117,10 @@ class PreparedNumpyDataset:
             "label": int(record["label"]),
             "id": record["id"].decode("utf-8"),
         }
+        if self.audio_patches:
+            example["audio"] = np.asarray(record["audio"], np.float32)
+            example["audio_present"] = bool(record["audio_present"])
+        return example
 
 
 class RawNumpyDataset:
@@ -119,18 +133,23 @@ class RawNumpyDataset:
         assignment ``prepare`` uses (``splits``, ``split_seed``), over the layout's complete items.
       on_error: ``"raise"`` (a :class:`~data_interface_for_model.decoding.DecodeError` naming the file) or
         ``"next"`` (log it and return the next item that decodes instead).
+      audio_patches: add ``audio`` and ``audio_present`` (PyAV, log-mel in numpy: within 1e-4 of the
+        ``tf.signal`` values ``prepare`` stores). A missing or undecodable sound track is a missing
+        modality, never an error.
 
     Slower than :class:`PreparedNumpyDataset`: every access decodes the clip again.
     """
 
     def __init__(self, root: Any, num_frames: int = defaults.FRAMES, size: int = defaults.IMAGE_SIZE, *,
-                 split: Optional[str] = None, splits: Sequence[float] = defaults.SPLIT_FRACTIONS, split_seed: int = 0, on_error: str = "raise"):
+                 split: Optional[str] = None, splits: Sequence[float] = defaults.SPLIT_FRACTIONS, split_seed: int = 0,
+                 on_error: str = "raise", audio_patches: int = 0):
         if on_error not in ("raise", "next"):
             raise ValueError(f"on_error must be 'raise' or 'next', got {on_error!r}")
         self.root = os.fspath(root)
         self.num_frames = num_frames
         self.size = size
         self.on_error = on_error
+        self.audio_patches = audio_patches
         reader = LayoutReader(self.root)
         items: List[LayoutItem] = list(reader)
         self.problems = reader.problems
@@ -148,7 +167,7 @@ class RawNumpyDataset:
         """Decode item ``index``; raises :class:`DecodeError` naming the file."""
         item = self.items[_check_index(index, len(self.items))]
         clip = sample_clip(item.video_path, self.num_frames, self.size)
-        return {
+        example = {
             "text": item.brief,
             "cover": load_cover(item.cover_path, self.size),
             "frames": clip.frames,
@@ -156,6 +175,14 @@ class RawNumpyDataset:
             "label": item.label_id,
             "id": item.mp4_id,
         }
+        if self.audio_patches:
+            from data_interface_for_model import audio
+
+            sound = audio.sample_audio_or_missing(item.video_path, audio.AudioConfig(self.audio_patches))
+            example["audio"] = (audio.log_mel_numpy(sound.waveform) if sound.present
+                                else np.zeros((self.audio_patches, audio.PATCH_FRAMES, audio.N_MELS), np.float32))
+            example["audio_present"] = sound.present
+        return example
 
     def __getitem__(self, index: int) -> Example:
         index = _check_index(index, len(self.items))

@@ -114,31 +114,34 @@ class PrepareReport:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
-def config_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
-    """``data_dir/xinpianchang/frames{T}_size{S}``."""
+def config_dir(data_dir: PathLike, num_frames: int, size: int, *, audio_patches: int = 0) -> str:
+    """``data_dir/xinpianchang/frames{T}_size{S}`` (``..._audio{P}`` with sound windows)."""
     from data_interface_for_model.xinpianchang import NAME, config_name
 
-    return os.path.join(os.fspath(data_dir), NAME, config_name(num_frames, size))
+    return os.path.join(os.fspath(data_dir), NAME, config_name(num_frames, size, audio_patches))
 
 
-def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int) -> str:
+def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int, *, audio_patches: int = 0) -> str:
     """The prepared version folder for this config (the highest version); FileNotFoundError if none."""
     from data_interface_for_model.xinpianchang import Builder
 
-    folder = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
+    folder = os.path.join(config_dir(data_dir, num_frames, size, audio_patches=audio_patches),
+                          str(Builder.VERSION))
     if not os.path.isfile(os.path.join(folder, "dataset_info.json")):
+        audio = f" --audio --audio-windows {audio_patches}" if audio_patches else ""
         raise FileNotFoundError(
             f"no prepared dataset at {folder}: run `xinpianchang data prepare --data-root ROOT "
-            f"--data-dir {os.fspath(data_dir)} --frames {num_frames} --image-size {size}` first")
+            f"--data-dir {os.fspath(data_dir)} --frames {num_frames} --image-size {size}{audio}` first")
     return folder
 
 
-def prepared_labels(data_dir: PathLike, num_frames: int, size: int) -> List[str]:
+def prepared_labels(data_dir: PathLike, num_frames: int, size: int, *, audio_patches: int = 0) -> List[str]:
     """The label set of the prepared build (class ``i`` is ``labels[i]``): as its report recorded it, or the
     31 categories for a build made before label sets were recorded."""
     from data_interface_for_model.categories import LABELS
 
-    report_path = os.path.join(find_dataset_dir(data_dir, num_frames, size), REPORT_NAME)
+    report_path = os.path.join(find_dataset_dir(data_dir, num_frames, size, audio_patches=audio_patches),
+                               REPORT_NAME)
     if os.path.isfile(report_path):
         with open(report_path, encoding="utf-8") as handle:
             labels = json.load(handle).get("labels")
@@ -147,13 +150,15 @@ def prepared_labels(data_dir: PathLike, num_frames: int, size: int) -> List[str]
     return list(LABELS)
 
 
-def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format: Optional[str] = None):
-    """The prepared builder for ``frames{T}_size{S}`` under ``data_dir``, set to read ``file_format``
-    (``"tfrecord"`` for ``tf.data``, ``"array_record"`` for random access; default: as written)."""
+def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format: Optional[str] = None,
+                 audio_patches: int = 0):
+    """The prepared builder for ``frames{T}_size{S}`` (``..._audio{P}``) under ``data_dir``, set to read
+    ``file_format`` (``"tfrecord"`` for ``tf.data``, ``"array_record"`` for random access; default: as
+    written)."""
     from data_interface_for_model.xinpianchang import Builder, BuildOptions, make_config
 
-    labels = prepared_labels(data_dir, num_frames, size)
-    builder = Builder(config=make_config(num_frames, size), data_dir=os.fspath(data_dir),
+    labels = prepared_labels(data_dir, num_frames, size, audio_patches=audio_patches)
+    builder = Builder(config=make_config(num_frames, size, audio_patches), data_dir=os.fspath(data_dir),
                       build_options=BuildOptions(labels=tuple(labels)))
     if file_format is not None and builder.info.file_format.value != file_format:
         # (DatasetInfo restores alternative formats into its proto only, not into `alternative_file_formats`)
@@ -225,6 +230,7 @@ def prepare_dataset(
     isolate: bool = True,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     parse_limits: ParseLimits = DEFAULT_PARSE_LIMITS,
+    audio_patches: int = 0,
 ) -> PrepareReport:
     """Build the ``xinpianchang`` dataset, config ``frames{num_frames}_size{size}``, from ``root``.
 
@@ -244,6 +250,8 @@ def prepare_dataset(
         workers crash). ``False`` builds here.
       max_image_pixels: a cover whose header declares more pixels is skipped as a decode error.
       parse_limits: bounds on each item's ``.txt`` (one over them is skipped as malformed_txt).
+      audio_patches: also store the log-mel of this many 3 s windows of each clip's sound track and an
+        ``audio_present`` flag (config ``frames{T}_size{S}_audio{P}``; 0: no audio, the plain config).
 
     Returns:
       the :class:`PrepareReport` (``reused=True`` when a matching build was found).
@@ -259,11 +267,12 @@ def prepare_dataset(
     fractions = check_fractions(splits)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"layout root {root!r} is not a folder")
-    make_config(num_frames, size)  # validates the arguments
+    make_config(num_frames, size, audio_patches)  # validates the arguments
     from data_interface_for_model.label_set import discover_labels
 
     label_set = discover_labels(root)
-    version_dir = os.path.join(config_dir(data_dir, num_frames, size), str(Builder.VERSION))
+    version_dir = os.path.join(config_dir(data_dir, num_frames, size, audio_patches=audio_patches),
+                               str(Builder.VERSION))
     report_path = os.path.join(version_dir, REPORT_NAME)
     if os.path.isfile(report_path) and not force:
         with open(report_path, encoding="utf-8") as handle:
@@ -279,22 +288,22 @@ def prepare_dataset(
     options = BuildOptions(fractions=fractions, seed=seed, workers=workers, quality=quality, progress=progress,
                            max_image_pixels=max_image_pixels, parse_limits=parse_limits, labels=label_set.names)
     if not isolate or not spawn_is_safe():
-        return _build(root, data_dir, num_frames, size, options, report_path, label_set.source)
+        return _build(root, data_dir, num_frames, size, options, report_path, label_set.source, audio_patches)
     # build in a fresh process: TensorFlow's runtime and ArrayRecord's thread pool then never start in this
     # one (ArrayRecord is not fork-safe: a process that has used it must not fork DataLoader workers)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
         return executor.submit(_build, root, data_dir, num_frames, size, options, report_path,
-                               label_set.source).result()
+                               label_set.source, audio_patches).result()
 
 
 def _build(root: str, data_dir: str, num_frames: int, size: int, options, report_path: str,
-           label_source: str = "") -> PrepareReport:
+           label_source: str = "", audio_patches: int = 0) -> PrepareReport:
     import tensorflow_datasets as tfds
 
     from data_interface_for_model.xinpianchang import Builder, make_config
 
-    config = make_config(num_frames, size)
+    config = make_config(num_frames, size, audio_patches)
     builder = Builder(config=config, data_dir=data_dir, file_format="array_record", build_options=options)
     started = time.perf_counter()
     if not options.progress:

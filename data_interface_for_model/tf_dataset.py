@@ -8,6 +8,10 @@ Both yield ``(features, label)`` batches::
         "frames": tf.float32 [B, T, S, S, 3]    RGB in [0, 1]; frames past num_frames repeat the last real one
         "id":     tf.string  [B]                (only with include_id=True)
         "num_frames": tf.int32 [B]              (only with include_num_frames=True) real frames per clip
+        "audio":  tf.float32 [B, P, 187, 96]    (only with audio_patches=P) log-mel of P 3 s windows of the
+                                                sound track, musicnn's input; zeros when the sound is missing
+        "audio_present": tf.bool [B]            (only with audio_patches=P) False: no audio stream, silence or
+                                                an undecodable track (a missing modality)
     }
     label = tf.int64 [B]                         class id 0-30 (the original's video_label_to_id)
 
@@ -30,6 +34,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from data_interface_for_model import audio as audio_lib
 from data_interface_for_model import defaults
 from data_interface_for_model.decoding import DecodeError, load_cover, sample_frames
 from data_interface_for_model.layout import LayoutReader
@@ -108,8 +113,10 @@ def make_dataset(
     include_num_frames: bool = False,
     drop_remainder: bool = False,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    audio_patches: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of the prepared ``xinpianchang`` dataset (config ``frames{num_frames}_size{size}``).
+    """Batches of the prepared ``xinpianchang`` dataset (config ``frames{num_frames}_size{size}``, or
+    ``frames{num_frames}_size{size}_audio{audio_patches}``).
 
     Args:
       data_dir: the TFDS data dir given to ``prepare``.
@@ -129,6 +136,8 @@ def make_dataset(
       include_num_frames: add ``features["num_frames"]`` (real frames per clip).
       drop_remainder: drop the last smaller batch (static batch dimension, needed on TPU).
       shuffle_buffer: examples in the shuffle buffer (encoded JPEGs, so it is cheap).
+      audio_patches: read the audio config with this many sound windows and add ``features["audio"]`` and
+        ``features["audio_present"]``.
 
     Returns:
       ``tf.data.Dataset`` of ``(features, label)``; see the module docstring for shapes and value ranges.
@@ -137,7 +146,7 @@ def make_dataset(
 
     from data_interface_for_model.prepare import load_builder
 
-    builder = load_builder(data_dir, num_frames, size, file_format="tfrecord")
+    builder = load_builder(data_dir, num_frames, size, file_format="tfrecord", audio_patches=audio_patches)
     per_pipeline = _batch_size(batch_size, input_context)
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False, add_tfds_id=False,
                                   options=_options(deterministic))
@@ -160,6 +169,9 @@ def make_dataset(
             features["id"] = example["id"]
         if include_num_frames:
             features["num_frames"] = example["num_frames"]
+        if audio_patches:
+            features["audio"] = example["audio"]
+            features["audio_present"] = example["audio_present"]
         return features, example["label"]
 
     return _finish(ds, per_pipeline, shuffle=shuffle, shuffle_buffer=shuffle_buffer, repeat=repeat, seed=seed,
@@ -183,6 +195,7 @@ def make_raw_dataset(
     include_id: bool = False,
     include_num_frames: bool = False,
     drop_remainder: bool = False,
+    audio_patches: int = 0,
 ) -> tf.data.Dataset:
     """The same batches as :func:`make_dataset`, decoded from a layout root on the fly (no preparation).
 
@@ -190,6 +203,8 @@ def make_raw_dataset(
     README's benchmark), and it cannot run where Python cannot (TPU input pipelines). Items that fail to
     decode are logged and dropped from the stream. ``split`` (with ``splits``/``split_seed``) selects the
     same stratified share of the layout's items that ``prepare`` would (``None``: every item).
+    ``audio_patches`` adds the sound windows (decoded with PyAV, log-mel in ``tf.signal``) as ``prepare``
+    stores them; a clip whose sound is missing or undecodable keeps its place with ``audio_present=False``.
     """
     items = list(LayoutReader(os.fspath(root)))
     if split is not None:
@@ -220,6 +235,10 @@ def make_raw_dataset(
             return np.zeros((num_frames, size, size, 3), np.uint8), blank, np.int32(0), False
         return frames, cover, np.int32(real), True
 
+    def load_sound(video_path: bytes):
+        sampled = audio_lib.sample_audio_or_missing(video_path.decode(), audio_lib.AudioConfig(audio_patches))
+        return sampled.waveform, np.bool_(sampled.present)
+
     def decode(item):
         frames, cover, real, ok = tf.numpy_function(load, [item["video"], item["cover"]],
                                                     [tf.uint8, tf.uint8, tf.int32, tf.bool], stateful=False)
@@ -229,6 +248,14 @@ def make_raw_dataset(
             features["id"] = item["id"]
         if include_num_frames:
             features["num_frames"] = tf.ensure_shape(real, ())
+        if audio_patches:
+            waveform, present = tf.numpy_function(load_sound, [item["video"]], [tf.float32, tf.bool],
+                                                  stateful=False)
+            waveform = tf.ensure_shape(waveform, (audio_patches, audio_lib.PATCH_SAMPLES))
+            present = tf.ensure_shape(present, ())
+            # as prepare stores it (a missing track's windows are zeros, whose log-mel is exactly zero)
+            features["audio"] = audio_lib.log_mel(waveform)
+            features["audio_present"] = present
         return features, item["label"], tf.ensure_shape(ok, ())
 
     return _finish(ds, per_pipeline, shuffle=shuffle, shuffle_buffer=len(items), repeat=repeat, seed=seed,

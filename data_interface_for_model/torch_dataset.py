@@ -13,6 +13,7 @@
         batch["cover"]    # uint8 [B, S, S, 3]
         batch["label"]    # int64 [B]
         batch["num_frames"]  # int64 [B]
+        batch["audio"], batch["audio_present"]  # float32 [B, P, 187, 96], bool [B] (audio_patches=P)
         batch["text"], batch["id"]   # lists of B strings
 
 Pictures stay uint8 channels-last; :func:`to_float_channels_first` turns a sample or batch into float32 in
@@ -51,6 +52,8 @@ class TorchVideoDataset(Dataset):
         for key, value in example.items():
             if isinstance(value, np.ndarray):
                 sample[key] = torch.from_numpy(np.ascontiguousarray(value))
+            elif isinstance(value, (bool, np.bool_)):  # before int: a bool is an int
+                sample[key] = torch.tensor(bool(value), dtype=torch.bool)
             elif isinstance(value, (int, np.integer)):
                 sample[key] = torch.tensor(int(value), dtype=torch.int64)
             else:

@@ -22,12 +22,25 @@ Features of one example::
     num_frames  int32     how many of the frames are real (short clips repeat their last frame)
     duration    float32   the clip's duration in seconds
 
+An **audio config** (``frames{T}_size{S}_audio{P}``, :func:`make_config` with ``audio_patches=P``) adds the
+sound track as musicnn's input (:mod:`data_interface_for_model.audio`)::
+
+    audio          Tensor float32 [P, 187, 96]  log-mel of P 3 s windows sampled like the frames
+    audio_present  bool                         False: no audio stream, silence or an undecodable track
+                                                (a missing modality, the log-mel is then all zeros)
+
+The sound is decoded in a second pass of worker processes (PyAV, 16 kHz mono windows) and turned into
+log-mel in this process with ``tf.signal``. A clip whose sound is missing or corrupt is kept, with
+``audio_present=False``; only its pictures decide whether an item is skipped. Configs without audio are
+built exactly as before.
+
 Use :func:`data_interface_for_model.prepare.prepare_dataset` (or ``xinpianchang data
 prepare``) rather than this class directly: it also records the skipped items, reuses a finished build and
 adds the TFRecord copy that tf.data reads.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -55,29 +68,38 @@ logger = logging.getLogger(__name__)
 NAME = "xinpianchang"
 
 
-def config_name(num_frames: int, size: int) -> str:
-    """The builder config name for ``num_frames`` frames of ``size x size``: ``frames8_size112``."""
-    return f"frames{int(num_frames)}_size{int(size)}"
+def config_name(num_frames: int, size: int, audio_patches: int = 0) -> str:
+    """The builder config name for ``num_frames`` frames of ``size x size``: ``frames8_size112``; with
+    ``audio_patches`` log-mel windows of the sound track: ``frames8_size112_audio2``."""
+    name = f"frames{int(num_frames)}_size{int(size)}"
+    return f"{name}_audio{int(audio_patches)}" if audio_patches else name
 
 
 @dataclasses.dataclass(eq=False)
 class XinpianchangConfig(tfds.core.BuilderConfig):
-    """A frame count and a picture size (frames and cover are ``size x size``)."""
+    """A frame count and a picture size (frames and cover are ``size x size``), and how many log-mel
+    windows of the sound track each example carries (0: no audio features)."""
 
     num_frames: int = defaults.FRAMES
     size: int = defaults.IMAGE_SIZE
+    audio_patches: int = 0
 
 
-def make_config(num_frames: int, size: int) -> XinpianchangConfig:
-    """The config for ``num_frames`` frames at ``size``: a predefined one, or a new one made on the fly."""
-    if num_frames < 1 or size < 8:
-        raise ValueError(f"need num_frames >= 1 and size >= 8, got {num_frames} and {size}")
-    name = config_name(num_frames, size)
+def make_config(num_frames: int, size: int, audio_patches: int = 0) -> XinpianchangConfig:
+    """The config for ``num_frames`` frames at ``size`` (and ``audio_patches`` sound windows): a predefined
+    one, or a new one made on the fly."""
+    if num_frames < 1 or size < 8 or audio_patches < 0:
+        raise ValueError(f"need num_frames >= 1, size >= 8 and audio_patches >= 0, got {num_frames}, {size} "
+                         f"and {audio_patches}")
+    name = config_name(num_frames, size, audio_patches)
     for config in Builder.BUILDER_CONFIGS:
         if config.name == name:
             return config
-    return XinpianchangConfig(name=name, num_frames=num_frames, size=size,
-                              description=f"{num_frames} frames and the cover at {size}x{size}")
+    description = f"{num_frames} frames and the cover at {size}x{size}"
+    if audio_patches:
+        description += f", log-mel of {audio_patches} 3 s windows of the sound track"
+    return XinpianchangConfig(name=name, num_frames=num_frames, size=size, audio_patches=audio_patches,
+                              description=description)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +166,42 @@ class _Cache:
         return EncodedItem(blobs[0], tuple(blobs[1:]), int(header["n"]), float(header["d"]))
 
 
+def audio_shape(patches: int) -> Tuple[int, int, int]:
+    """The ``audio`` feature's shape: ``[patches, 187 frames, 96 mel bands]`` (musicnn's patches)."""
+    from data_interface_for_model.audio import N_MELS, PATCH_FRAMES
+
+    return (int(patches), PATCH_FRAMES, N_MELS)
+
+
+class _AudioCache:
+    """Fixed-size records of (present flag, float32 log-mel) in item order, looked up by the item's offset
+    in the picture cache."""
+
+    def __init__(self, folder: str, patches: int):
+        self.path = os.path.join(folder, "audio.bin")
+        self.shape = audio_shape(patches)
+        self._size = 1 + int(np.prod(self.shape)) * 4
+        self._index: Dict[int, int] = {}
+        self._handle = open(self.path, "wb")
+
+    def append(self, mel: np.ndarray, present: bool) -> None:
+        self._index[len(self._index)] = self._handle.tell()
+        self._handle.write(bytes([bool(present)]) + np.ascontiguousarray(mel, "<f4").tobytes())
+
+    def bind(self, picture_offsets: Sequence[int]) -> None:
+        """Key the records (appended in the order of ``picture_offsets``) by those offsets."""
+        self._index = {offset: self._index[i] for i, offset in enumerate(picture_offsets)}
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+    def read(self, handle, picture_offset: int) -> Tuple[np.ndarray, bool]:
+        handle.seek(self._index[picture_offset])
+        data = handle.read(self._size)
+        return np.frombuffer(data[1:], "<f4").reshape(self.shape), bool(data[0])
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the xinpianchang multimodal short videos, from a local layout root."""
 
@@ -172,22 +230,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self.num_found = 0
         self._cache: Optional[_Cache] = None
         self._cache_dir: Optional[str] = None
+        #: Items whose sound is missing in the last build of an audio config: ``(item key, reason)``.
+        self.audio_missing: List[Tuple[str, str]] = []
+        self._audio: Optional[_AudioCache] = None
 
     def _info(self) -> tfds.core.DatasetInfo:
         config: XinpianchangConfig = self.builder_config
         picture = (config.size, config.size, 3)
+        features = {
+            "id": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=list(self.build_options.labels or LABELS)),
+            "brief": tfds.features.Text(),
+            "cover": tfds.features.Image(shape=picture, encoding_format="jpeg"),
+            "frames": tfds.features.Sequence(
+                tfds.features.Image(shape=picture, encoding_format="jpeg"), length=config.num_frames),
+            "num_frames": tfds.features.Scalar(dtype=np.int32),
+            "duration": tfds.features.Scalar(dtype=np.float32),
+        }
+        if config.audio_patches:
+            features["audio"] = tfds.features.Tensor(shape=audio_shape(config.audio_patches), dtype=np.float32)
+            features["audio_present"] = tfds.features.Scalar(dtype=np.bool_)
         return self.dataset_info_from_configs(
             description="xinpianchang short videos: brief, cover and sampled frames, 31 categories.",
-            features=tfds.features.FeaturesDict({
-                "id": tfds.features.Text(),
-                "label": tfds.features.ClassLabel(names=list(self.build_options.labels or LABELS)),
-                "brief": tfds.features.Text(),
-                "cover": tfds.features.Image(shape=picture, encoding_format="jpeg"),
-                "frames": tfds.features.Sequence(
-                    tfds.features.Image(shape=picture, encoding_format="jpeg"), length=config.num_frames),
-                "num_frames": tfds.features.Scalar(dtype=np.int32),
-                "duration": tfds.features.Scalar(dtype=np.float32),
-            }),
+            features=tfds.features.FeaturesDict(features),
             supervised_keys=None,
             homepage="https://www.xinpianchang.com/",
         )
@@ -198,10 +263,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         try:
             return super()._download_and_prepare(dl_manager, download_config=download_config)
         finally:
-            if self._cache is not None:
-                self._cache.close()
+            for cache in (self._cache, self._audio):
+                if cache is not None:
+                    cache.close()
             shutil.rmtree(self._cache_dir, ignore_errors=True)
-            self._cache = None
+            self._cache = self._audio = None
 
     def _scan(self, root: str) -> List[LayoutItem]:
         reader = LayoutReader(root, limits=self.build_options.parse_limits, known_labels=self.build_options.labels)
@@ -240,7 +306,37 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             else:
                 offsets[index] = self._cache.append(result)
         self._cache.close()
+        if config.audio_patches:
+            self._decode_audio(items, offsets)
         return offsets
+
+    def _decode_audio(self, items: Sequence[LayoutItem], offsets: Dict[int, int]) -> None:
+        """The sound of every item that decoded: windows in worker processes, log-mel here (tf.signal),
+        appended to the audio cache in the order of ``offsets``."""
+        from data_interface_for_model import audio
+
+        config: XinpianchangConfig = self.builder_config
+        options = self.build_options
+        kept = list(offsets)
+        self._audio = _AudioCache(self._cache_dir, config.audio_patches)
+        sampled = audio.sample_audio_many([items[i].video_path for i in kept],
+                                          audio.AudioConfig(patches=config.audio_patches), options.workers)
+        bar = tqdm(zip(kept, sampled), total=len(kept), desc=f"sound of {config.name}", unit="item",
+                   disable=not options.progress)
+        for index, clip in bar:
+            if clip.present:
+                mel = audio.log_mel(clip.waveform).numpy()
+            else:
+                mel = np.zeros(audio_shape(config.audio_patches), np.float32)
+                key = f"{items[index].label}/{items[index].mp4_id}"
+                self.audio_missing.append((key, clip.reason))
+            self._audio.append(mel, clip.present)
+        self._audio.close()
+        self._audio.bind([offsets[i] for i in kept])
+        if self.audio_missing:
+            reasons = collections.Counter(reason.split(":")[0] for _, reason in self.audio_missing)
+            logger.warning("%d of %d items have no sound (a missing modality): %s", len(self.audio_missing),
+                           len(kept), ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
 
     def _split_generators(self, dl_manager):
         root = os.fspath(dl_manager.manual_dir)
@@ -248,6 +344,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             raise FileNotFoundError(f"layout root {root!r} is not a folder")
         self.skipped = []
         self.num_found = 0
+        self.audio_missing = []
         items = self._scan(root)
         offsets = self._decode(items)
         keys = {index: f"{items[index].label}/{items[index].mp4_id}" for index in offsets}
@@ -269,9 +366,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, entries: Sequence[Tuple[LayoutItem, int]]) -> Iterator[Tuple[str, dict]]:
         with contextlib.ExitStack() as stack:
             handle = stack.enter_context(open(self._cache.path, "rb"))
+            sound = stack.enter_context(open(self._audio.path, "rb")) if self._audio is not None else None
             for item, offset in entries:
                 encoded = self._cache.read(handle, offset)
-                yield f"{item.label}/{item.mp4_id}", {
+                example = {
                     "id": item.mp4_id,
                     "label": item.label,
                     "brief": item.brief,
@@ -280,3 +378,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     "num_frames": np.int32(encoded.num_real),
                     "duration": np.float32(encoded.duration_s),
                 }
+                if sound is not None:
+                    example["audio"], example["audio_present"] = self._audio.read(sound, offset)
+                yield f"{item.label}/{item.mp4_id}", example
