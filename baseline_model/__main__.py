@@ -75,6 +75,11 @@ def _stream(args: argparse.Namespace, output: Optional[str], embeddings: Optiona
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.runner:  # Apache Beam RunInference over the run's exported classifier (docs/beam.md)
+        _check_run(args.run)
+        from baseline_model.beam_inference import predict_verb
+
+        return predict_verb(args)
     if not args.output.lower().endswith((".csv", ".jsonl", ".json", ".ndjson")):
         raise cli.UsageError(f"--output {args.output!r}: write predictions as .csv or .jsonl")
     _check_run(args.run)
@@ -145,11 +150,15 @@ def add_verbs(verbs) -> None:
     cli.add_run(predict, help="the training run folder")
     predict.add_argument("--input", nargs="+", required=True, metavar="PATH",
                          help="videos, folders (recursive), glob patterns or list files")
-    cli.add_output(predict, help="predictions: .csv or .jsonl (id, path, top-k labels and probabilities)",
+    cli.add_output(predict, help="predictions: .csv or .jsonl (id, path, top-k labels and probabilities); with "
+                                 "--runner a folder of parquet shards, or OUT.csv/.jsonl for shards OUT-*-of-*.csv",
                    metavar="FILE")
     predict.add_argument("--top-k", type=cli.positive_int, default=5, help="labels per clip (default 5)")
     predict.add_argument("--embeddings", metavar="FILE.parquet", help="also write each clip's embedding here")
     predict.add_argument("--batch-size", type=cli.positive_int, default=16, help="clips per batch (default 16)")
+    from data_interface_for_model.beam_prepare import add_runner_arguments
+
+    add_runner_arguments(predict, what="the prediction with RunInference over the run's exported classifier")
     cli.add_common_arguments(predict)
     predict.set_defaults(func=_cmd_predict)
 

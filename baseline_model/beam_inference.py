@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import posixpath
 import time
+import uuid
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from data_interface_for_model import defaults
-from data_interface_for_model.beam_prepare import BeamOptions, is_remote, options_from_args
+from data_interface_for_model.beam_prepare import RUNNERS, BeamOptions, is_remote, options_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +320,229 @@ def read_output(output: str, kind: str = "embed"):
     return frame.sort_values("mp4_id").reset_index(drop=True)
 
 
+# ------------------------------------------------------------------------------------------ predict over videos
+#: Namespace of the Beam counters of ``predict`` over videos (``decoded``, ``decode_error``).
+PREDICT_NAMESPACE = "xinpianchang.predict"
+#: ``--output`` extensions that select CSV / JSON lines shards (anything else is a folder of parquet shards).
+TEXT_EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """``uint8 [H, W, 3]`` -> PNG bytes: lossless, so the SavedModel's in-graph decode gives back exactly the
+    pixels the single-process ``predict`` feeds its Keras model (a JPEG would not)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def decode_video(indexed, num_frames: int, size: int):
+    """Decode one video on a worker with ``predict``'s own decoding: ``((index, VideoInput), signature inputs)``
+    on the main output, or a skipped-item JSON line on the ``skipped`` output (counted in ``decode_error``)."""
+    from apache_beam import pvalue
+    from apache_beam.metrics import Metrics
+
+    from baseline_model.predict import UNREADABLE, decode_item
+
+    index, item = indexed
+    try:
+        brief, cover, frames = decode_item(item, num_frames, size)
+    except UNREADABLE as exc:
+        Metrics.counter(PREDICT_NAMESPACE, "decode_error").inc()
+        yield pvalue.TaggedOutput("skipped", json.dumps(
+            {"index": index, "path": item.path, "message": str(exc) or type(exc).__name__}, ensure_ascii=False))
+        return
+    Metrics.counter(PREDICT_NAMESPACE, "decoded").inc()
+    yield (index, item), {"brief": brief, "cover": png_bytes(cover), "frames": [png_bytes(f) for f in frames]}
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> Tuple[List[str], List[float]]:
+    """The ``k`` most probable labels and their probabilities (ties: the lower class id first, as argsort)."""
+    order = np.argsort(-probabilities)[:k]
+    return [labels[i] for i in order], [float(probabilities[i]) for i in order]
+
+
+def _video_row(keyed, labels: Sequence[str], k: int) -> Dict[str, Any]:
+    (_, item), result = keyed
+    probabilities = np.asarray(result.inference["probabilities"], np.float32)
+    names, values = top_k(probabilities, labels, k)
+    return {"id": item.item_id, "path": item.path, "label": names[0], "probability": values[0],
+            "top_labels": names, "top_probabilities": values, "probabilities": probabilities.tolist()}
+
+
+def _video_text_row(keyed, labels: Sequence[str], k: int, jsonl: bool) -> str:
+    from baseline_model.predict import format_row
+
+    (_, item), result = keyed
+    names, values = top_k(np.asarray(result.inference["probabilities"], np.float32), labels, k)
+    return format_row(item, names, values, jsonl)
+
+
+def video_schema():
+    """The pyarrow schema of ``predict`` rows over videos (``predictions-*.parquet``)."""
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("path", pa.string()), ("label", pa.string()),
+                      ("probability", pa.float32()), ("top_labels", pa.list_(pa.string())),
+                      ("top_probabilities", pa.list_(pa.float32())), ("probabilities", pa.list_(pa.float32()))])
+
+
+@dataclasses.dataclass
+class VideoPredictReport:
+    """What ``predict`` on Beam wrote: rows, the videos it could not read (``{"path", "message"}``, in input
+    order), the Beam counters, the output shards and the report file."""
+
+    model_path: str
+    items: int
+    written: int
+    failed: List[Dict[str, str]]
+    counters: Dict[str, int]
+    shards: List[str]
+    report_path: str
+    seconds: float
+    runner: str
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (f"predict: {self.written} clips -> {len(self.shards)} shards ({self.report_path}); "
+                f"{len(self.failed)} unreadable skipped; {self.clips_per_second:.1f} clips/s on {self.runner}")
+
+
+def _output_layout(output: str) -> Tuple[str, str, str, str]:
+    """``(shard prefix, shard suffix, report path, folder)`` of an ``--output``: ``OUT.csv`` ->
+    ``OUT-SSSSS-of-NNNNN.csv`` and ``OUT.report.json``; a folder -> ``OUT/predictions-*.parquet`` and
+    ``OUT/predict_report.json``."""
+    if output.lower().endswith(TEXT_EXTENSIONS):
+        stem, suffix = os.path.splitext(output)
+        folder = posixpath.dirname(output) if is_remote(output) else os.path.dirname(output)
+        return stem, suffix, stem + ".report.json", folder
+    return _join(output, KINDS["predict"]), ".parquet", _join(output, "predict_report.json"), output
+
+
+def predict_with_beam(
+    run_dir: str,
+    inputs: Sequence[str],
+    output: str,
+    beam_options: Optional[BeamOptions] = None,
+    *,
+    top_k_labels: int = 5,
+    model_path: Optional[str] = None,
+    num_shards: int = 0,
+    max_batch_size: int = 16,
+) -> VideoPredictReport:
+    """``predict`` as a Beam pipeline: classify every video of ``inputs`` with RunInference over the run's
+    exported classifier.
+
+    Inputs are found exactly as the single-process ``predict`` finds them
+    (:func:`baseline_model.predict.iter_inputs`: folders, globs, videos, list files; the paths must be
+    readable by every worker), each is decoded on a worker with ``predict``'s own decoding
+    (:func:`baseline_model.predict.decode_item`), and its cover and frames reach the SavedModel as PNG bytes
+    (lossless: the same pixels, hence the same probabilities as the single-process verb's Keras model).
+
+    Args:
+      run_dir: the training run (its ``run_config.json``: frames, size, labels).
+      inputs: videos, folders, glob patterns or list files.
+      output: a folder of ``predictions-SSSSS-of-NNNNN.parquet`` shards (columns ``id``, ``path``, ``label``,
+        ``probability``, ``top_labels``, ``top_probabilities``, ``probabilities``), or ``OUT.csv`` /
+        ``OUT.jsonl``: shards ``OUT-SSSSS-of-NNNNN.csv`` with the single-process verb's rows (a header in each
+        CSV shard).
+      beam_options: runner and pipeline options (default: DirectRunner, multi_processing, one process per core).
+      top_k_labels: labels per clip (capped at the run's label count).
+      model_path: the classifier SavedModel version folder (default: the run's latest ``export/classifier``).
+      num_shards: output shards (0: the runner decides).
+      max_batch_size: the largest batch RunInference forms.
+
+    A video that cannot be read is counted (Beam counter ``xinpianchang.predict/decode_error``), written to a
+    side file and listed in the report (``OUT/predict_report.json`` or ``OUT.report.json``); the pipeline goes
+    on.
+    """
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+    from baseline_model.config import load_run_config
+    from baseline_model.predict import CSV_COLUMNS, VIDEO_EXTENSIONS, iter_inputs
+    from data_interface_for_model.beam_prepare import _read_skipped, _remove_tree, _write_text, read_counters
+
+    beam_options = beam_options or BeamOptions()
+    items = list(iter_inputs(inputs))  # paths only, on the launcher: the pixels are decoded on the workers
+    if not items:
+        raise FileNotFoundError(f"no video ({', '.join(VIDEO_EXTENSIONS)}) found in {', '.join(inputs)}")
+    num_frames, size, exported = _run_model(run_dir, "classifier")
+    model_path = model_path or exported
+    if not is_remote(model_path):
+        model_path = os.path.abspath(model_path)
+    labels = list(load_run_config(run_dir)[2]["labels"])
+    k = max(1, min(top_k_labels, len(labels)))
+    if not is_remote(output):
+        output = os.path.abspath(output)
+    prefix, suffix, report_path, folder = _output_layout(output)
+    if FileSystems.match([f"{prefix}-*{suffix}"])[0].metadata_list:
+        raise FileExistsError(f"{output}: shards {prefix}-*{suffix} already exist: choose another --output or "
+                              "remove them")
+    side = _join(folder, f".xinpianchang-skipped-{uuid.uuid4().hex}")
+    handler = KeyedModelHandler(SavedModelHandler(model_path, "serving_default", max_batch_size=max_batch_size))
+    started = time.perf_counter()
+    try:
+        pipeline = beam.Pipeline(options=beam_options.pipeline_options())
+        decoded = (pipeline
+                   | "ListVideos" >> beam.Create(list(enumerate(items)), reshuffle=True)
+                   | "Decode" >> beam.FlatMap(decode_video, num_frames, size).with_outputs("skipped", main="decoded"))
+        _ = decoded.skipped | "WriteSkipped" >> beam.io.WriteToText(_join(side, "skipped"), file_name_suffix=".jsonl")
+        results = decoded.decoded | "RunInference" >> RunInference(handler)
+        if suffix == ".parquet":
+            _ = (results
+                 | "Rows" >> beam.Map(_video_row, labels, k)
+                 | "WriteParquet" >> beam.io.WriteToParquet(prefix, video_schema(), num_shards=num_shards,
+                                                            file_name_suffix=suffix))
+        else:
+            jsonl = suffix.lower() != ".csv"
+            _ = (results
+                 | "Rows" >> beam.Map(_video_text_row, labels, k, jsonl)
+                 | "WriteText" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, num_shards=num_shards,
+                                                      header=None if jsonl else ",".join(CSV_COLUMNS)))
+        result = pipeline.run()
+        result.wait_until_finish()
+        failed = _read_skipped(_join(side, "skipped"))
+    finally:
+        _remove_tree(side)
+    seconds = time.perf_counter() - started
+    counters = read_counters(result, PREDICT_NAMESPACE)
+    shards = sorted(m.path for m in FileSystems.match([f"{prefix}-*{suffix}"])[0].metadata_list)
+    written = counters.get("decoded", len(items) - len(failed))
+    report = VideoPredictReport(model_path, len(items), written, failed, dict(sorted(counters.items())), shards,
+                                report_path, seconds, RUNNERS[beam_options.runner])
+    record = dataclasses.asdict(report)
+    record["inputs"], record["pipeline_options"] = list(inputs), beam_options.flags()
+    _write_text(report_path, json.dumps(record, indent=1, ensure_ascii=False))
+    logger.info("%s", report.summary())
+    return report
+
+
+def predict_verb(args: argparse.Namespace) -> int:
+    """``predict --runner ...``: :func:`predict_with_beam` with the verb's flags; names every unreadable video
+    on stderr and exits 1 when there was one (as the single-process verb)."""
+    import sys
+
+    from data_interface_for_model.cli import UsageError
+
+    if getattr(args, "embeddings", None):
+        raise UsageError("predict --runner writes predictions only: run `classifier embed --input ... --runner` "
+                         "for embeddings")
+    report = predict_with_beam(args.run, args.input, args.output, options_from_args(args), top_k_labels=args.top_k,
+                               max_batch_size=args.batch_size)
+    for row in report.failed:
+        print(f"skipped {row['path']}: {row['message']}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 # ------------------------------------------------------------------------------------------ verbs
 def inference_verb(args: argparse.Namespace, kind: str) -> int:
     """``embed``/``predict --runner ...``: the exported model of ``--run`` (or ``--model``) over a dataset.
@@ -372,5 +597,6 @@ def _run_model(run_dir: str, name: str) -> Tuple[int, int, str]:
             version_path(base, name, max(versions)))
 
 
-__all__ = ["InferenceReport", "KINDS", "SavedModelHandler", "call_signature", "inference_verb", "parse_example",
-           "parquet_schema", "read_output", "run_beam_inference"]
+__all__ = ["InferenceReport", "KINDS", "PREDICT_NAMESPACE", "SavedModelHandler", "VideoPredictReport",
+           "call_signature", "decode_video", "inference_verb", "parse_example", "parquet_schema", "png_bytes",
+           "predict_verb", "predict_with_beam", "read_output", "run_beam_inference", "video_schema"]

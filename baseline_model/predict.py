@@ -22,6 +22,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import glob
+import io
 import json
 import logging
 import os
@@ -136,8 +137,8 @@ def read_brief(item: VideoInput) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def load_item(item: VideoInput, num_frames: int, size: int) -> Dict[str, np.ndarray]:
-    """Decode one video (and its cover): ``{"text", "cover" [S,S,3], "frames" [T,S,S,3]}`` in [0, 1].
+def decode_item(item: VideoInput, num_frames: int, size: int) -> Tuple[str, np.ndarray, np.ndarray]:
+    """Decode one video (and its cover): ``(brief, cover uint8 [S,S,3], frames uint8 [T,S,S,3])``.
 
     Raises DecodeError (a ValueError) naming the file when the clip or the cover cannot be read."""
     from data_interface_for_model.decoding import load_cover, sample_clip
@@ -147,9 +148,32 @@ def load_item(item: VideoInput, num_frames: int, size: int) -> Dict[str, np.ndar
         cover = load_cover(item.cover, size, require_jpeg=False)
     else:
         cover = clip.frames[max(clip.num_real - 1, 0) // 2]
+    return read_brief(item), cover, clip.frames
+
+
+def load_item(item: VideoInput, num_frames: int, size: int) -> Dict[str, np.ndarray]:
+    """:func:`decode_item` as the model's inputs: ``{"text", "cover" [S,S,3], "frames" [T,S,S,3]}`` in [0, 1]."""
+    brief, cover, frames = decode_item(item, num_frames, size)
     scale = np.float32(1.0 / 255.0)
-    return {"text": read_brief(item), "cover": cover.astype(np.float32) * scale,
-            "frames": clip.frames.astype(np.float32) * scale}
+    return {"text": brief, "cover": cover.astype(np.float32) * scale, "frames": frames.astype(np.float32) * scale}
+
+
+#: The CSV output's columns.
+CSV_COLUMNS = ("id", "path", "label", "probability", "top_labels", "top_probabilities")
+
+
+def format_row(item: VideoInput, labels: Sequence[str], probabilities: Sequence[float], jsonl: bool) -> str:
+    """One output row (no line end): a JSON line, or a CSV line of :data:`CSV_COLUMNS`."""
+    if jsonl:
+        return json.dumps({"id": item.item_id, "path": item.path, "label": labels[0],
+                           "probability": probabilities[0],
+                           "top_k": [{"label": l, "probability": p} for l, p in zip(labels, probabilities)]},
+                          ensure_ascii=False)
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(
+        [item.item_id, item.path, labels[0], f"{probabilities[0]:.6f}", ";".join(labels),
+         ";".join(f"{p:.6f}" for p in probabilities)])
+    return line.getvalue()
 
 
 class _Writer:
@@ -162,20 +186,12 @@ class _Writer:
         self.jsonl = path.lower().endswith((".jsonl", ".json", ".ndjson"))
         self._context = atomic_write(path, "w", encoding="utf-8")
         self._handle = self._context.__enter__()
+        self._end = "\n" if self.jsonl else "\r\n"
         if not self.jsonl:
-            self._csv = csv.writer(self._handle)
-            self._csv.writerow(["id", "path", "label", "probability", "top_labels", "top_probabilities"])
+            csv.writer(self._handle).writerow(CSV_COLUMNS)
 
     def write(self, item: VideoInput, labels: List[str], probabilities: List[float]) -> None:
-        if self.jsonl:
-            self._handle.write(json.dumps({"id": item.item_id, "path": item.path, "label": labels[0],
-                                           "probability": probabilities[0],
-                                           "top_k": [{"label": l, "probability": p}
-                                                     for l, p in zip(labels, probabilities)]},
-                                          ensure_ascii=False) + "\n")
-        else:
-            self._csv.writerow([item.item_id, item.path, labels[0], f"{probabilities[0]:.6f}", ";".join(labels),
-                                ";".join(f"{p:.6f}" for p in probabilities)])
+        self._handle.write(format_row(item, labels, probabilities, self.jsonl) + self._end)
 
     def close(self, ok: bool) -> None:
         exc = None if ok else RuntimeError("predict failed")
@@ -291,9 +307,13 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
     return PredictSummary(written, failed, time.perf_counter() - start)
 
 
+#: What a video or cover that cannot be read raises (DecodeError is a ValueError).
+UNREADABLE = (OSError, ValueError)
+
+
 def _try_load(item: VideoInput, num_frames: int, size: int):
     """The decoded item, or the reason it cannot be read (never raises for a bad file)."""
     try:
         return load_item(item, num_frames, size)
-    except (OSError, ValueError) as exc:  # DecodeError is a ValueError
+    except UNREADABLE as exc:
         return str(exc) or type(exc).__name__

@@ -435,16 +435,22 @@ def _builder_class():
             raise NotImplementedError
 
         def _process_pipeline_result(self, pipeline_result) -> None:
-            from apache_beam.metrics.metric import MetricsFilter
-
-            results = pipeline_result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
-            counters: Dict[str, int] = {}
-            for counter in results["counters"]:
-                value = counter.committed if counter.committed is not None else counter.attempted
-                counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + int(value or 0)
-            self.counters = counters
+            self.counters = read_counters(pipeline_result, METRICS_NAMESPACE)
 
     return BeamBuilder
+
+
+def read_counters(pipeline_result, namespace: str) -> Dict[str, int]:
+    """``{counter name: value}`` of a finished pipeline's counters in ``namespace`` (committed values where
+    the runner reports them, else attempted)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    results = pipeline_result.metrics().query(MetricsFilter().with_namespace(namespace))
+    counters: Dict[str, int] = {}
+    for counter in results["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + int(value or 0)
+    return counters
 
 
 def _read_skipped(prefix: str) -> List[Dict[str, str]]:
@@ -619,4 +625,5 @@ def prepare_from_args(args: argparse.Namespace, root: str):
 
 
 __all__ = ["BeamOptions", "ItemTask", "METRICS_NAMESPACE", "RUNNERS", "add_runner_arguments", "is_remote",
-           "options_from_args", "pipeline_option", "prepare_from_args", "prepare_with_beam", "scan_root"]
+           "options_from_args", "pipeline_option", "prepare_from_args", "prepare_with_beam", "read_counters",
+           "scan_root"]

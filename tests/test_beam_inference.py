@@ -118,3 +118,52 @@ def test_verb_needs_a_model_and_an_output(tmp_path):
         inference_verb(args, "embed")
     with pytest.raises(FileNotFoundError, match="run_config.json"):
         inference_verb(argparse.Namespace(**vars(args), run=str(tmp_path)), "predict")
+
+
+# ------------------------------------------------------------------------------------------ predict over videos
+from tests.test_predict import videos  # noqa: E402,F401  pylint: disable=unused-import  (3 clips + a corrupt one)
+
+
+def _csv_rows(paths):
+    import csv
+
+    rows = []
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows += list(csv.DictReader(handle))
+    return {row["id"]: row for row in rows}
+
+
+def test_beam_predict_over_videos_matches_single_process_predict(exported_run, videos, tmp_path, capsys):
+    import json
+
+    from baseline_model.__main__ import main as baseline_cli
+
+    run_dir = exported_run[0]
+    single = str(tmp_path / "single.csv")
+    assert baseline_cli(["predict", "--run", run_dir, "--input", videos, "--output", single, "--top-k", "3",
+                         "--quiet"]) == 1
+    capsys.readouterr()
+    out = str(tmp_path / "beam.csv")
+    rc = baseline_cli(["predict", "--run", run_dir, "--input", videos, "--output", out, "--top-k", "3",
+                       "--runner", "direct", "--pipeline-option", "direct_running_mode=in_memory",
+                       "--pipeline-option", "direct_num_workers=1", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 1  # the corrupt clip: named, skipped, counted; the pipeline itself succeeded
+    assert "broken.mp4" in captured.err and "predict: 3 clips" in captured.out and "1 unreadable" in captured.out
+    expected = _csv_rows([single])
+    got = _csv_rows(sorted(glob.glob(str(tmp_path / "beam-*-of-*.csv"))))
+    assert sorted(got) == sorted(expected) == ["full", "nobrief", "nocover"]
+    for item_id, row in expected.items():
+        assert got[item_id]["path"] == row["path"]
+        assert got[item_id]["top_labels"] == row["top_labels"]
+        np.testing.assert_allclose([float(p) for p in got[item_id]["top_probabilities"].split(";")],
+                                   [float(p) for p in row["top_probabilities"].split(";")], atol=2e-6)
+    with open(str(tmp_path / "beam.report.json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    assert report["counters"] == {"decode_error": 1, "decoded": 3} and report["written"] == 3
+    assert [os.path.basename(row["path"]) for row in report["failed"]] == ["broken.mp4"]
+    assert report["failed"][0]["message"]
+    # never mixes two runs' shards: refused before the pipeline starts
+    assert baseline_cli(["predict", "--run", run_dir, "--input", videos, "--output", out, "--runner", "direct"]) == 2
+    assert "already exist" in capsys.readouterr().err
