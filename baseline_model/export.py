@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from baseline_model.run import LoadedRun, load_run
-from data_interface_for_model.tf_serving_format import next_version, write_version
+from data_interface_for_model.tf_serving_format import next_version, sample_jpeg, write_version, write_warmup_requests
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ def export_run(run_dir: str, export_base: Optional[str] = None, version: Optiona
     for name, with_classifier in EXPORTED_MODELS.items():
         with write_version(export_base, name, version) as tmp:
             _write_archive(run, tmp, with_classifier)
+            jpeg = sample_jpeg(run.model_config.image_size)  # TF Serving warm-up: a full and an empty example
+            example = {"brief": ["waves on a beach at sunset", ""], "cover": [jpeg, b""],
+                       "frames": [[jpeg, jpeg], [b"", b""]]}
+            keys = ("serving_default", "embed") if with_classifier else ("serving_default",)
+            write_warmup_requests(tmp, name, {key: example for key in keys})
         paths[name] = os.path.join(export_base, name, str(version))
         logger.info("exported %s to %s", name, paths[name])
     return paths

@@ -45,7 +45,8 @@ import tensorflow as tf
 
 from data_interface_for_model.atomic import atomic_write
 from data_interface_for_model.embeddings_file import read_embeddings
-from data_interface_for_model.tf_serving_format import next_version, validate_version, version_path, write_version
+from data_interface_for_model.tf_serving_format import (next_version, validate_version, version_path, write_version,
+                                                        write_warmup_requests)
 from retrieval.indexes import INDEX_KINDS, RecommenderModule, ScannParams
 from retrieval.rundir import Run, load_run
 
@@ -118,6 +119,9 @@ def export_run(run_dir: str, export_base: str, version: Optional[int] = None,
         module = build_module(run, kind, k, embeddings, max_history, scann)
         with write_version(export_base, name, version) as tmp:
             save_module(module, tmp)
+            ids = module.catalog_ids[:3].tolist()  # TF Serving warm-up: real catalog ids, and an empty history
+            write_warmup_requests(tmp, name, {"serving_default": {"history": [ids, [""] * len(ids)]},
+                                              "similar_items": {"item_id": ids}})
         written[name] = version_path(export_base, name, version)
         logger.info("exported %s to %s", name, written[name])
     return written

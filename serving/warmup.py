@@ -3,54 +3,26 @@
 so the first real request does not pay for lazy initialisation. A failing record fails the load (the
 version is reported, the previous one keeps serving). At most 1000 records are read, as in TF Serving.
 
-:func:`write_warmup_requests` writes such a file, for exporters.
+Exporters write the file with :func:`data_interface_for_model.tf_serving_format.write_warmup_requests` (the one
+writer; re-exported here).
 """
 from __future__ import annotations
 
-import os
-from typing import Callable, Iterable
+from typing import Callable
 
-from tensorflow_serving.apis import prediction_log_pb2
-
+from data_interface_for_model.tf_serving_format import (  # noqa: F401  (write_warmup_requests re-exported)
+    MAX_WARMUP_RECORDS as MAX_RECORDS, read_warmup_requests, warmup_path as warmup_file, write_warmup_requests)
 from serving import inference
 from serving.limits import Limits
 from serving.signatures import Signature
 from serving.tensor_proto import proto_to_array
 
-WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_RECORDS = 1000
-
-
-def warmup_file(version_dir: str) -> str:
-    return os.path.join(version_dir, WARMUP_PATH)
-
-
-def write_warmup_requests(version_dir: str, logs: Iterable[prediction_log_pb2.PredictionLog]) -> str:
-    """Write PredictionLog records to ``version_dir/assets.extra/tf_serving_warmup_requests`` (for a version
-    being exported, before it is renamed into place)."""
-    import tensorflow as tf
-
-    path = warmup_file(version_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for log in logs:
-            writer.write(log.SerializeToString())
-    return path
-
 
 def replay(version_dir: str, signature: Callable[[str], Signature], limits: Limits = Limits()) -> int:
     """Replay the warm-up records of ``version_dir`` (``signature(name)`` resolves a signature key); returns
     the number replayed (0 without a file). Raises ValueError naming the record that failed."""
-    import tensorflow as tf
-
-    path = warmup_file(version_dir)
-    if not os.path.isfile(path):
-        return 0
     count = 0
-    for count, record in enumerate(tf.compat.v1.io.tf_record_iterator(path), start=1):
-        if count > MAX_RECORDS:
-            return MAX_RECORDS
-        log = prediction_log_pb2.PredictionLog.FromString(record)
+    for count, log in enumerate(read_warmup_requests(version_dir), start=1):
         try:
             _replay_one(log, signature, limits)
         except Exception as exc:  # noqa: BLE001 - any failure fails the load, with the record named

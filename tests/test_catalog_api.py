@@ -330,6 +330,17 @@ def test_export_writes_a_recommender_version_that_matches_the_api(client, servic
     from serving.catalog.export import export_catalog
 
     path = export_catalog(service.store, base, 3, classifier_path=classifier)
+    # TF Serving's warm-up records (every signature: 2 examples, then the first alone), replayed on load
+    from data_interface_for_model.tf_serving_format import read_warmup_requests
+    from serving.model_manager import ServableVersion
+
+    for version_dir, signatures in ((first["exported"], 4), (path, 5)):
+        logs = read_warmup_requests(version_dir)
+        assert len(logs) == 2 * signatures and {log.WhichOneof("log_type") for log in logs} == {"predict_log"}
+        servable = ServableVersion("catalog_recommender", 1, version_dir)
+        servable.load(None)
+        assert servable.warmup_records == len(logs)
+        servable.drain_and_unload(1)
     clip = tf.saved_model.load(path).signatures["recommend_clip"](
         brief=tf.constant(["a new clip"]), cover=tf.constant([b""]), frames=tf.constant([[b""]]))
     bucket = int(tf.strings.to_hash_bucket_fast(["a new clip"], 64).numpy()[0])

@@ -28,6 +28,24 @@ def test_serving_export_writes_classifier_and_recommender_versions(seed_run, tra
     with open(os.path.join(base, "models.config"), encoding="utf-8") as handle:
         configured = {model.name for model in parse_models_config(handle.read(), relative_to=base)}
     assert {"classifier", "embedder", "recommender_bruteforce", "recommender_scann"} <= configured
+    # Every exporter wrote TF Serving's warm-up file (PredictLog records of real examples for each signature:
+    # the batch, then its first row), and the server replays it before the version serves.
+    from data_interface_for_model.tf_serving_format import read_warmup_requests
+    from serving.model_manager import ServableVersion, import_custom_ops
+
+    import_custom_ops()
+    expected = {"classifier": {"serving_default", "embed"}, "embedder": {"serving_default"},
+                "recommender_bruteforce": {"serving_default", "similar_items"},
+                "recommender_scann": {"serving_default", "similar_items"}}
+    for name, signatures in expected.items():
+        logs = read_warmup_requests(os.path.join(base, name, "1"))
+        assert {log.predict_log.request.model_spec.signature_name for log in logs} == signatures, name
+        assert len(logs) == 2 * len(signatures) and all(log.predict_log.request.model_spec.name == name for log in logs)
+        if name in ("classifier", "recommender_scann"):  # (the other two load the same way)
+            servable = ServableVersion(name, 1, os.path.join(base, name, "1"))
+            servable.load(None)
+            assert servable.warmup_records == len(logs), name
+            servable.drain_and_unload(1)
     # A second export gets the next version of every model; nothing is overwritten.
     assert serving_main(["export", "--classifier-run", run_dir, "--model-base", base, "--quiet"]) == 0
     assert sorted(list_versions(os.path.join(base, "classifier"))) == [1, 2]

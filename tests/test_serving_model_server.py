@@ -163,7 +163,7 @@ def test_warmup_records_are_replayed_before_serving(base, tmp_path):
     for version, logs in ((1, [predict, regress]), (2, [predict, broken])):
         target = tmp_path / "m" / str(version)
         shutil.copytree(os.path.join(base, "half_plus_two", "123"), target)
-        write_warmup_requests(str(target), logs)
+        write_warmup_requests(str(target), "m", logs)
     metrics = ServingMetrics()
     manager = ModelManager([ModelConfig("m", str(tmp_path / "m"), VersionPolicy("all"))], poll_interval_s=0,
                            metrics=metrics)
@@ -175,6 +175,35 @@ def test_warmup_records_are_replayed_before_serving(base, tmp_path):
         assert metrics.samples(":tensorflow:serving:model_warmup_latency_count") == [({"model_path": "m/1"}, 1.0)]
     finally:
         manager.stop()
+
+
+def test_exporter_warmup_records_are_typed_checked_and_replayed(base, tmp_path):
+    """The exporters' writer: {signature: example inputs} -> PredictLog records in the SignatureDef's dtypes
+    (a Python float list becomes float32), the whole batch then its first row; the server replays them."""
+    import shutil
+
+    from data_interface_for_model.tf_serving_format import LayoutError, read_warmup_requests, write_warmup_requests
+    import tensorflow as tf
+
+    from serving.model_manager import ServableVersion
+
+    target = str(tmp_path / "m" / "1")
+    shutil.copytree(os.path.join(base, "half_plus_two", "123"), target)
+    with pytest.raises(LayoutError, match="no signature 'nope'"):
+        write_warmup_requests(target, "m", {"nope": {"x": [[1.0]]}})
+    with pytest.raises(LayoutError, match=r"takes inputs \['x'\], got \['y'\]"):
+        write_warmup_requests(target, "m", {"serving_default": {"y": [[1.0]]}})
+    write_warmup_requests(target, "m", {"serving_default": {"x": [[1.0], [3.0]]}})
+    logs = read_warmup_requests(target)
+    assert [log.predict_log.request.model_spec.name for log in logs] == ["m", "m"]
+    arrays = [tf.make_ndarray(log.predict_log.request.inputs["x"]) for log in logs]
+    assert [a.dtype for a in arrays] == [np.float32] * 2 and [a.tolist() for a in arrays] == [[[1.0], [3.0]], [[1.0]]]
+    servable = ServableVersion("m", 1, target)
+    servable.load(None)
+    try:
+        assert servable.warmup_records == 2
+    finally:
+        servable.drain_and_unload(1)
 
 
 def test_model_runs_past_the_timeout_get_504(tmp_path):

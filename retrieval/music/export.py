@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from data_interface_for_model.tf_serving_format import next_version, write_version
+from data_interface_for_model.tf_serving_format import next_version, write_version, write_warmup_requests
 from retrieval.music.run import MusicRun, load_run
 
 MODEL_NAME = "music_matcher"
@@ -48,6 +48,8 @@ def export_run(run_dir: str, model_base: str, version: Optional[int] = None, k: 
     with write_version(model_base, MODEL_NAME, version) as tmp:
         tf.saved_model.save(module, tmp, signatures={SIGNATURE: module.recommend_music,
                                                      "serving_default": module.recommend_music})
+        example = {"video_embedding": run.videos.vectors[:2]}  # TF Serving warm-up: real video embeddings
+        write_warmup_requests(tmp, MODEL_NAME, {SIGNATURE: example, "serving_default": example})
     from data_interface_for_model.tf_serving_format import version_path
 
     return version_path(model_base, MODEL_NAME, version)

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from data_interface_for_model.tf_serving_format import next_version, write_version
+from data_interface_for_model.tf_serving_format import next_version, sample_jpeg, write_version, write_warmup_requests
 
 from serving.catalog.index import normalise
 from serving.catalog.store import CatalogStore
@@ -106,6 +106,19 @@ def build_module(ids, vectors: np.ndarray, k: int, classifier_path: Optional[str
     return module
 
 
+def warmup_examples(ids, vectors: np.ndarray, with_clip: bool) -> dict:
+    """Real example inputs of every signature (TF Serving replays them before the version serves)."""
+    first = [str(item) for item in list(ids)[:2]]
+    examples = {"serving_default": {"item_id": first}, "similar_items": {"item_id": first},
+                "recommend": {"history": [first, [""] * len(first)]},
+                "similar_to_embedding": {"embedding": np.asarray(vectors[:2], np.float32)}}
+    if with_clip:
+        jpeg = sample_jpeg(64)
+        examples["recommend_clip"] = {"brief": ["waves on a beach at sunset", ""], "cover": [jpeg, b""],
+                                      "frames": [[jpeg, jpeg], [b"", b""]]}
+    return examples
+
+
 def export_catalog(store: CatalogStore, model_base: str, k: int = 10, name: str = DEFAULT_NAME,
                    version: Optional[int] = None, classifier_path: Optional[str] = None) -> str:
     """Write the catalog as ``model_base/name/<version>`` (default: the next free version); return its path.
@@ -123,6 +136,7 @@ def export_catalog(store: CatalogStore, model_base: str, k: int = 10, name: str 
     version = version or next_version(model_base, [name])
     with write_version(model_base, name, version) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
+        write_warmup_requests(tmp, name, warmup_examples(ids, vectors, classifier_path is not None))
     path = f"{model_base.rstrip('/')}/{name}/{version}"
     logger.info("exported %d items to %s", len(ids), path)
     return path
