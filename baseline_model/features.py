@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import logging
 import os
@@ -31,26 +32,28 @@ CACHE_FOLDER = "feature_cache"
 
 
 def _file_identity(path: str) -> list:
-    stat = os.stat(path)
-    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+    from data_interface_for_model.prepare import file_identity
+
+    return file_identity(path)  # a local file or a URL (a bucket data dir)
 
 
 def build_fingerprint(data_dir: str, num_frames: int, size: int) -> Dict:
     """What identifies a prepared build: its report's arguments and counts and its shard files.
 
     Raises FileNotFoundError when nothing is prepared for this frame count and size."""
-    from data_interface_for_model.prepare import REPORT_NAME, find_dataset_dir
+    from data_interface_for_model.prepare import REPORT_NAME, find_dataset_dir, glob_files, is_url, read_text
 
     folder = find_dataset_dir(data_dir, num_frames, size)
-    report_path = os.path.join(folder, REPORT_NAME)
+    text = read_text(os.path.join(folder, REPORT_NAME))  # local or a URL (tf.io.gfile)
     report = {}
-    if os.path.isfile(report_path):
-        with open(report_path, encoding="utf-8") as handle:
-            full = json.load(handle)
+    if text is not None:
+        full = json.loads(text)
         report = {k: full.get(k) for k in ("root", "fractions", "seed", "quality", "found", "split_counts",
                                            "labels")}
-    shards = sorted(glob.glob(os.path.join(folder, "*.tfrecord-*")) + glob.glob(os.path.join(folder, "*.array_record-*")))
-    return {"folder": os.path.abspath(folder), "report": report, "shards": [_file_identity(p) for p in shards]}
+    shards = sorted(glob_files(os.path.join(folder, "*.tfrecord-*"))
+                    + glob_files(os.path.join(folder, "*.array_record-*")))
+    return {"folder": folder if is_url(folder) else os.path.abspath(folder), "report": report,
+            "shards": [_file_identity(p) for p in shards]}
 
 
 def encoder_fingerprint(config: "PretrainedConfig") -> Dict:
@@ -111,13 +114,20 @@ def compute_features(extractor, dataset: tf.data.Dataset,
 
 
 def load_or_compute(path: str, compute: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """Read the cached arrays at ``path`` or compute and cache them (atomically)."""
-    if os.path.isfile(path):
-        with np.load(path, allow_pickle=False) as data:
+    """Read the cached arrays at ``path`` or compute and cache them (atomically; a URL through tf.io.gfile)."""
+    from data_interface_for_model.prepare import file_exists, is_url, read_bytes, write_bytes
+
+    if file_exists(path):
+        with np.load(io.BytesIO(read_bytes(path)) if is_url(path) else path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     arrays = compute()
-    with atomic_output_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
+    if is_url(path):  # a bucket data dir: the cache sits beside the shards there
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_bytes(path, buffer.getvalue())
+    else:
+        with atomic_output_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
     logger.info("cached features at %s", path)
     return arrays
 

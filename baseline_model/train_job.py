@@ -97,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
         with tqdm(total=31 * args.demo_per_category, desc="making demo dataset", unit="item",
                   disable=args.quiet) as bar:
             data_lib.ensure_demo_dataset(args.data_root, args.demo_per_category, args.seed, progress=bar.update)
-    elif not os.path.isdir(args.data_root):
+    elif not os.path.isdir(args.data_root) and "://" not in args.data_dir:  # a URL data dir: built already
         raise cli.UsageError(f"--data-root {args.data_root!r} is not a folder")
     prepared = data_lib.prepare(train_config, model_config)
     print(f"prepared {prepared.summary()}")

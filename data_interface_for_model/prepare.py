@@ -11,6 +11,11 @@
 
 A second call with the same arguments finds the report and returns it without rebuilding; a call with
 different split fractions, seed, root or JPEG quality rebuilds that config (``force=True`` always does).
+
+The data dir may also be a URL that ``tf.io.gfile`` reads (``gs://bucket/tfds``; any registered file system)
+holding a finished build (made with ``prepare --runner``, :mod:`data_interface_for_model.beam_prepare`): the
+report is read with ``tf.io.gfile``, the root compared as written, nothing is rebuilt, and the readers
+(:func:`load_builder`, ``tf.data``) read the TFRecord shards there. Building into a URL needs Beam.
 """
 from __future__ import annotations
 
@@ -114,6 +119,85 @@ class PrepareReport:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
+def is_url(path: PathLike) -> bool:
+    """Whether ``path`` is a URL (``gs://bucket/tfds``, ``ram://...``): read with ``tf.io.gfile``, not ``os``."""
+    return "://" in os.fspath(path)
+
+
+def read_text(path: str) -> Optional[str]:
+    """The text of a local file or of a URL (``tf.io.gfile``; TensorFlow is imported only for a URL), or None
+    when there is no such file."""
+    if not is_url(path):
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return handle.read()
+
+
+def file_exists(path: str) -> bool:
+    """``os.path.isfile`` for a local path, ``tf.io.gfile.exists`` for a URL."""
+    if not is_url(path):
+        return os.path.isfile(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)
+
+
+def glob_files(pattern: str) -> List[str]:
+    """``glob.glob`` for a local pattern, ``tf.io.gfile.glob`` for a URL (unsorted)."""
+    if not is_url(pattern):
+        return glob.glob(pattern)
+    import tensorflow as tf
+
+    return list(tf.io.gfile.glob(pattern))
+
+
+def file_identity(path: str) -> list:
+    """``[name, size in bytes, modification time in ns]`` of a local file or a URL."""
+    if not is_url(path):
+        stat = os.stat(path)
+        return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+    import tensorflow as tf
+
+    stat = tf.io.gfile.stat(path)
+    return [os.path.basename(path), int(stat.length), int(stat.mtime_nsec)]
+
+
+def read_bytes(path: str) -> bytes:
+    """The bytes of a URL (``tf.io.gfile``) or a local file."""
+    if not is_url(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        return handle.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` at ``path`` atomically: a local file through :func:`atomic_write`; a URL as a temporary
+    object renamed into place (``tf.io.gfile``; parents made as needed)."""
+    if not is_url(path):
+        with atomic_write(path, "wb") as handle:
+            handle.write(data)
+        return
+    import uuid
+
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with tf.io.gfile.GFile(temporary, "wb") as handle:
+        handle.write(data)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
 def config_dir(data_dir: PathLike, num_frames: int, size: int, *, audio_patches: int = 0) -> str:
     """``data_dir/xinpianchang/frames{T}_size{S}`` (``..._audio{P}`` with sound windows)."""
     from data_interface_for_model.xinpianchang import NAME, config_name
@@ -127,7 +211,7 @@ def find_dataset_dir(data_dir: PathLike, num_frames: int, size: int, *, audio_pa
 
     folder = os.path.join(config_dir(data_dir, num_frames, size, audio_patches=audio_patches),
                           str(Builder.VERSION))
-    if not os.path.isfile(os.path.join(folder, "dataset_info.json")):
+    if not file_exists(os.path.join(folder, "dataset_info.json")):
         audio = f" --audio --audio-windows {audio_patches}" if audio_patches else ""
         raise FileNotFoundError(
             f"no prepared dataset at {folder}: run `xinpianchang data prepare --data-root ROOT "
@@ -140,14 +224,10 @@ def prepared_labels(data_dir: PathLike, num_frames: int, size: int, *, audio_pat
     31 categories for a build made before label sets were recorded."""
     from data_interface_for_model.categories import LABELS
 
-    report_path = os.path.join(find_dataset_dir(data_dir, num_frames, size, audio_patches=audio_patches),
-                               REPORT_NAME)
-    if os.path.isfile(report_path):
-        with open(report_path, encoding="utf-8") as handle:
-            labels = json.load(handle).get("labels")
-        if labels:
-            return list(labels)
-    return list(LABELS)
+    text = read_text(os.path.join(find_dataset_dir(data_dir, num_frames, size, audio_patches=audio_patches),
+                                  REPORT_NAME))
+    labels = json.loads(text).get("labels") if text is not None else None
+    return list(labels) if labels else list(LABELS)
 
 
 def load_builder(data_dir: PathLike, num_frames: int, size: int, *, file_format: Optional[str] = None,
@@ -262,6 +342,9 @@ def prepare_dataset(
     """
     from data_interface_for_model.xinpianchang import BuildOptions, Builder, make_config
 
+    if is_url(data_dir):
+        return _reuse_url_build(os.fspath(root), os.fspath(data_dir), num_frames, size, check_fractions(splits),
+                                seed, quality, force, audio_patches)
     root = os.path.abspath(os.fspath(root))
     data_dir = os.path.abspath(os.fspath(data_dir))
     fractions = check_fractions(splits)
@@ -295,6 +378,46 @@ def prepare_dataset(
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
         return executor.submit(_build, root, data_dir, num_frames, size, options, report_path,
                                label_set.source, audio_patches).result()
+
+
+def _reuse_url_build(root: str, data_dir: str, num_frames: int, size: int, fractions: Sequence[float], seed: int,
+                     quality: int, force: bool, audio_patches: int = 0) -> PrepareReport:
+    """A data dir given as a URL: the finished build there when it matches, read with ``tf.io.gfile``.
+
+    The root is compared as written (a bucket root as it is, a local one made absolute, as both builds record
+    it) and need not exist here; its label set is compared when it is a local folder. The in-process pool
+    cannot write to a URL: a missing or mismatched build is an error naming the command that builds it."""
+    from data_interface_for_model.xinpianchang import Builder, make_config
+
+    make_config(num_frames, size, audio_patches)  # validates the arguments
+    if not is_url(root):
+        root = os.path.abspath(root)
+    labels = None
+    if os.path.isdir(root):
+        from data_interface_for_model.label_set import discover_labels
+
+        labels = discover_labels(root).names
+    version_dir = os.path.join(config_dir(data_dir, num_frames, size, audio_patches=audio_patches),
+                               str(Builder.VERSION))
+    build = (f"`xinpianchang data prepare --data-root {root} --data-dir {data_dir} --frames {num_frames} "
+             f"--image-size {size} --seed {seed} --runner direct` (or --runner dataflow: docs/beam.md)")
+    if force:
+        raise ValueError(f"--data-dir {data_dir} is a URL: the in-process build cannot rewrite it; rebuild it "
+                         f"with {build} and --force")
+    text = read_text(os.path.join(version_dir, REPORT_NAME))
+    if text is None:
+        raise FileNotFoundError(f"no prepared build at {version_dir} (no {REPORT_NAME}): the in-process build "
+                                f"cannot write to a URL; build it with {build}")
+    previous = PrepareReport.from_json(text)
+    if not previous.matches(root, fractions, seed, quality, labels):
+        raise ValueError(
+            f"{version_dir} was built from root {previous.root!r} (fractions {previous.fractions}, seed "
+            f"{previous.seed}, quality {previous.quality}), not from {root!r} (fractions {list(fractions)}, seed "
+            f"{seed}, quality {quality}){'' if labels is None else ' with its label set'}: rebuild it with "
+            f"{build} and --force")
+    previous.reused = True
+    logger.info("reusing %s", version_dir)
+    return previous
 
 
 def _build(root: str, data_dir: str, num_frames: int, size: int, options, report_path: str,
