@@ -47,9 +47,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_embed(args: argparse.Namespace) -> int:
     if not args.output:
         raise cli.UsageError("embed needs --output FILE (.parquet or .npz)")
-    if bool(args.data_root) == bool(args.input):
-        raise cli.UsageError("embed needs either --data-root ROOT (a prepared layout) or --input PATH... (any videos)")
+    if sum(map(bool, (args.data_root, args.input, args.items))) != 1:
+        raise cli.UsageError("embed needs one of --data-root ROOT (a prepared layout), --input PATH... (any "
+                             "videos) or --items ITEMS.csv (catalog items with a title and/or a cover, no video)")
     _check_run(args.run)
+    if args.items:
+        from baseline_model.embed import embed_items
+
+        count = embed_items(args.run, args.items, args.output, batch_size=args.batch_size, progress=not args.quiet)
+        print(f"embed: wrote {count} item embeddings (title and cover, no video) to {args.output}")
+        return 0
     if args.input:
         return _stream(args, output=None, embeddings=args.output, verb="embed")
     if args.runner:  # Apache Beam RunInference over the run's exported embedder (docs/beam.md)
@@ -130,7 +137,12 @@ def add_verbs(verbs) -> None:
     embed.add_argument("--input", nargs="+", metavar="PATH",
                        help="instead of --data-root: videos, folders, globs or list files (as predict; "
                             "incomplete and unlabelled items welcome; .parquet output)")
-    embed.add_argument("--batch-size", type=cli.positive_int, default=16, help="clips per batch with --input")
+    embed.add_argument("--items", metavar="ITEMS.csv",
+                       help="instead of --data-root: catalog items without video, a CSV with id, title and/or "
+                            "cover (a picture path, relative to the CSV) and optionally label; embedded with the "
+                            "run's text and image encoders, the video missing")
+    embed.add_argument("--batch-size", type=cli.positive_int, default=16,
+                       help="clips (or --items rows) per batch with --input or --items")
     # not required=True: argparse would then refuse the hidden alias --out; checked in the verb instead
     cli.add_output(embed, required=False, help="output file, .parquet or .npz (required)", metavar="FILE",
                    aliases=("--out",))
