@@ -2,6 +2,7 @@
 
     python benchmarks/audio.py port [--patches 2]            # Keras port vs musicnn's own TF1 graph, tags
     python benchmarks/audio.py decode [--clips 20]           # decode rate: real tracks, clips with sound
+    python benchmarks/audio.py prepare --data-root data/demo_audio --data-dir /tmp/bench_tfds   # with/without sound
     python benchmarks/audio.py video-embeddings --data-root data/demo --output videos.npz
     python benchmarks/audio.py matching --index music_index.npz --embeddings videos.npz --output runs/music
 
@@ -9,6 +10,10 @@
 ``musicnn.models.define_model`` restored from the wheel's checkpoint (max abs difference per output, top-3
 tags per track and whether both agree). ``decode``: PyAV decode + resample to 16 kHz mono of every library
 track (x real time), and ``sample_audio`` on short mp4 clips with an AAC track (clips/s), log-mel per patch.
+``prepare``: ``prepare_dataset`` of one layout root without and with ``--audio`` (forced rebuilds, in
+alternating order), wall time, items/s and CPU seconds per item of the whole build (worker processes
+included), shard bytes per example; then the sound pass alone (``audio.map_clips`` in as many worker
+processes: PyAV decode and windows, then with the log-mel too).
 ``video-embeddings``: zero-shot video content embeddings of a dataset (pretrained MobileNetV2 on 4 frames,
 mean-pooled, beside MiniLM on the brief; each half L2-normalised), the query side of the matcher.
 ``matching``: demo pairs (``retrieval.music.pairs.simulate_pairs``), training and evaluation with the
@@ -112,6 +117,51 @@ def decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _shard_bytes(folder: str) -> int:
+    import glob
+
+    return sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, "*.array_record-*")))
+
+
+def prepare(args: argparse.Namespace) -> int:
+    from data_interface_for_model import audio
+    from data_interface_for_model.layout import LayoutReader
+    from data_interface_for_model.prepare import prepare_dataset
+
+    results = {0: [], args.audio_windows: []}
+    for round_ in range(args.repeats):
+        for patches in ((0, args.audio_windows) if round_ % 2 == 0 else (args.audio_windows, 0)):
+            cpu, started = _cpu_seconds(), time.perf_counter()
+            report = prepare_dataset(args.data_root, args.data_dir, num_frames=args.frames, size=args.image_size,
+                                     workers=args.workers, progress=False, force=True, audio_patches=patches)
+            results[patches].append((time.perf_counter() - started, _cpu_seconds() - cpu, report))
+    for patches, runs in results.items():
+        wall, cpu, report = min(runs, key=lambda run: run[0])
+        n = report.num_examples
+        print(f"prepare {report.config_name}: {n} items, best of {len(runs)}: {wall:.1f} s wall "
+              f"({n / wall:.2f} items/s), {cpu / n:.3f} CPU s/item, {_shard_bytes(report.dataset_dir) / n / 1024:.0f} "
+              f"KiB/example (array_record)")
+    paths = [item.video_path for item in LayoutReader(args.data_root)]
+    config = audio.AudioConfig(patches=args.audio_windows)
+    for name, function in (("decode + windows", audio.sample_audio_or_missing),
+                           ("decode + windows + log-mel", audio.clip_log_mel)):
+        cpu, started = _cpu_seconds(), time.perf_counter()
+        clips = list(audio.map_clips(function, paths, config, workers=args.workers))
+        wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+        print(f"sound pass ({name}): {len(paths)} clips in {wall:.1f} s with {args.workers} workers: "
+              f"{len(paths) / wall:.1f} clips/s, {1000 * cpu / len(paths):.0f} CPU ms/clip")
+    present = [c for c in clips if c[1]]
+    print(f"{len(present)} of {len(paths)} clips have sound; {load()}")
+    return 0
+
+
 def video_embeddings(args: argparse.Namespace) -> int:
     import tensorflow as tf
     from tqdm import tqdm
@@ -182,6 +232,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = verbs.add_parser("decode", help="decode and log-mel rates")
     p.add_argument("--clips", type=int, default=20)
     p.set_defaults(func=decode)
+    p = verbs.add_parser("prepare", help="prepare throughput with and without sound, sound decode rate")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--audio-windows", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.set_defaults(func=prepare)
     p = verbs.add_parser("video-embeddings", help="zero-shot video content embeddings of a dataset")
     p.add_argument("--data-root", required=True)
     p.add_argument("--output", required=True)

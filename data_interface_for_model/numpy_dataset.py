@@ -133,9 +133,9 @@ class RawNumpyDataset:
         assignment ``prepare`` uses (``splits``, ``split_seed``), over the layout's complete items.
       on_error: ``"raise"`` (a :class:`~data_interface_for_model.decoding.DecodeError` naming the file) or
         ``"next"`` (log it and return the next item that decodes instead).
-      audio_patches: add ``audio`` and ``audio_present`` (PyAV, log-mel in numpy: within 1e-4 of the
-        ``tf.signal`` values ``prepare`` stores). A missing or undecodable sound track is a missing
-        modality, never an error.
+      audio_patches: add ``audio`` and ``audio_present``, computed as ``prepare`` does
+        (:func:`~data_interface_for_model.audio.clip_log_mel`). A missing or undecodable sound track is a
+        missing modality, never an error.
 
     Slower than :class:`PreparedNumpyDataset`: every access decodes the clip again.
     """
@@ -178,10 +178,8 @@ class RawNumpyDataset:
         if self.audio_patches:
             from data_interface_for_model import audio
 
-            sound = audio.sample_audio_or_missing(item.video_path, audio.AudioConfig(self.audio_patches))
-            example["audio"] = (audio.log_mel_numpy(sound.waveform) if sound.present
-                                else np.zeros((self.audio_patches, audio.PATCH_FRAMES, audio.N_MELS), np.float32))
-            example["audio_present"] = sound.present
+            example["audio"], example["audio_present"], _ = audio.clip_log_mel(
+                item.video_path, audio.AudioConfig(self.audio_patches))
         return example
 
     def __getitem__(self, index: int) -> Example:

@@ -29,8 +29,9 @@ sound track as musicnn's input (:mod:`data_interface_for_model.audio`)::
     audio_present  bool                         False: no audio stream, silence or an undecodable track
                                                 (a missing modality, the log-mel is then all zeros)
 
-The sound is decoded in a second pass of worker processes (PyAV, 16 kHz mono windows) and turned into
-log-mel in this process with ``tf.signal``. A clip whose sound is missing or corrupt is kept, with
+The sound is decoded in a second pass of worker processes (PyAV, 16 kHz mono windows, log-mel in numpy:
+the values of the ``tf.signal`` version within 1e-5, without importing TensorFlow in the workers nor, for
+this, in the build). A clip whose sound is missing or corrupt is kept, with
 ``audio_present=False``; only its pictures decide whether an item is skipped. Configs without audio are
 built exactly as before.
 
@@ -311,26 +312,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return offsets
 
     def _decode_audio(self, items: Sequence[LayoutItem], offsets: Dict[int, int]) -> None:
-        """The sound of every item that decoded: windows in worker processes, log-mel here (tf.signal),
-        appended to the audio cache in the order of ``offsets``."""
+        """The sound of every item that decoded (windows and their log-mel in worker processes), appended to
+        the audio cache in the order of ``offsets``."""
         from data_interface_for_model import audio
 
         config: XinpianchangConfig = self.builder_config
         options = self.build_options
         kept = list(offsets)
         self._audio = _AudioCache(self._cache_dir, config.audio_patches)
-        sampled = audio.sample_audio_many([items[i].video_path for i in kept],
-                                          audio.AudioConfig(patches=config.audio_patches), options.workers)
-        bar = tqdm(zip(kept, sampled), total=len(kept), desc=f"sound of {config.name}", unit="item",
+        results = audio.map_clips(audio.clip_log_mel, [items[i].video_path for i in kept],
+                                  audio.AudioConfig(patches=config.audio_patches), options.workers)
+        bar = tqdm(zip(kept, results), total=len(kept), desc=f"sound of {config.name}", unit="item",
                    disable=not options.progress)
-        for index, clip in bar:
-            if clip.present:
-                mel = audio.log_mel(clip.waveform).numpy()
-            else:
-                mel = np.zeros(audio_shape(config.audio_patches), np.float32)
-                key = f"{items[index].label}/{items[index].mp4_id}"
-                self.audio_missing.append((key, clip.reason))
-            self._audio.append(mel, clip.present)
+        for index, (mel, present, reason) in bar:
+            if not present:
+                self.audio_missing.append((f"{items[index].label}/{items[index].mp4_id}", reason))
+            self._audio.append(mel, present)
         self._audio.close()
         self._audio.bind([offsets[i] for i in kept])
         if self.audio_missing:
