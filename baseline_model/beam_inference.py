@@ -411,18 +411,18 @@ class VideoPredictReport:
 
     def summary(self) -> str:
         return (f"predict: {self.written} clips -> {len(self.shards)} shards ({self.report_path}); "
-                f"{len(self.failed)} unreadable skipped; {self.clips_per_second:.1f} clips/s on {self.runner}")
+                f"{len(self.failed)} unreadable skipped; {self.clips_per_second:.2f} clips/s on {self.runner}")
 
 
 def _output_layout(output: str) -> Tuple[str, str, str, str]:
     """``(shard prefix, shard suffix, report path, folder)`` of an ``--output``: ``OUT.csv`` ->
     ``OUT-SSSSS-of-NNNNN.csv`` and ``OUT.report.json``; a folder -> ``OUT/predictions-*.parquet`` and
-    ``OUT/predict_report.json``."""
+    ``OUT/_predict_report.json`` (a leading ``_``: ``pyarrow.parquet.read_table(OUT)`` skips it)."""
     if output.lower().endswith(TEXT_EXTENSIONS):
         stem, suffix = os.path.splitext(output)
         folder = posixpath.dirname(output) if is_remote(output) else os.path.dirname(output)
         return stem, suffix, stem + ".report.json", folder
-    return _join(output, KINDS["predict"]), ".parquet", _join(output, "predict_report.json"), output
+    return _join(output, KINDS["predict"]), ".parquet", _join(output, "_predict_report.json"), output
 
 
 def predict_with_beam(
@@ -459,7 +459,7 @@ def predict_with_beam(
       max_batch_size: the largest batch RunInference forms.
 
     A video that cannot be read is counted (Beam counter ``xinpianchang.predict/decode_error``), written to a
-    side file and listed in the report (``OUT/predict_report.json`` or ``OUT.report.json``); the pipeline goes
+    side file and listed in the report (``OUT/_predict_report.json`` or ``OUT.report.json``); the pipeline goes
     on.
     """
     import apache_beam as beam

@@ -9,9 +9,16 @@ label copied from it), it times:
    over the prepared shards, as ``embed`` runs it after preparing);
 4. embed, Beam RunInference over the exported embedder, ``multi_processing`` with 1 and 2 workers.
 
+Each measurement records the wall time and the CPU seconds of the stage (``getrusage`` of this process and of
+its reaped children: the pool's processes, Beam's worker processes), so that a figure taken on a shared, loaded
+machine still says what an item costs: wall seconds grow with the other processes' load, CPU seconds far less
+(contention for caches and TensorFlow's spinning thread pools still adds some). The 1-minute
+load average before and after each stage is recorded beside it.
+
 From the two sizes it separates the fixed cost of a run (pipeline construction, worker start-up, model
-loading) from the marginal per-item rate, and projects the wall time of ``--project-items`` items (the real
-dataset: 562,342) on N workers of the same speed: ``fixed + items / (N * per-worker rate)``.
+loading) from the marginal per-item cost, in wall seconds and in CPU seconds, and projects the wall time of
+``--project-items`` items (the real dataset: 562,342) on N workers of one core each from the marginal CPU
+seconds per item ``c``: ``fixed wall + items * c / N``.
 
 The model is an untrained seed-baseline run at the prepared config (``--frames``/``--image-size``) unless
 ``--run`` names a trained run with an export (its embedder is then used; weights do not change the cost, the
@@ -19,22 +26,24 @@ architecture does).
 
 Usage::
 
-    xinpianchang data make-demo --output data/demo --per-category 6 --seed 0
-    python benchmarks/beam.py --data-root data/demo --output beam_benchmark.json
+    xinpianchang data make-demo --output data/demo4 --per-category 4 --seed 0
+    python benchmarks/beam.py --data-root data/demo4 --small-per-label 1 --output beam_benchmark.json
 
 Prints one line per measurement and the projection; writes everything as JSON with ``--output``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,28 +66,43 @@ def subset_root(root: str, per_label: int, target: str) -> int:
     return count
 
 
-def _line(name: str, items: int, seconds: float) -> Dict[str, float]:
-    rate = items / seconds if seconds > 0 else 0.0
-    print(f"{name:<44} {items:>5} items {seconds:8.1f} s {rate:8.1f} items/s", flush=True)
-    return {"items": items, "seconds": seconds, "items_per_second": rate}
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of every child process it has reaped."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@contextlib.contextmanager
+def measured(name: str, out: Dict[str, dict], key: str) -> Iterator[Callable[[int], None]]:
+    """Time the block (wall and CPU seconds); the block calls the yielded function with its item count."""
+    counted = {"items": 0}
+    load_before, cpu, started = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
+    yield lambda items: counted.update(items=items)
+    seconds = time.perf_counter() - started
+    time.sleep(1.0)  # Beam reaps its worker processes in a thread: let their CPU time reach RUSAGE_CHILDREN
+    used = cpu_seconds() - cpu
+    items = counted["items"]
+    out[key] = {"items": items, "seconds": seconds, "items_per_second": items / seconds if seconds > 0 else 0.0,
+                "cpu_seconds": used, "cpu_seconds_per_item": used / items if items else 0.0,
+                "load_average": [load_before, os.getloadavg()[0]]}
+    print(f"{name:<44} {items:>5} items {seconds:8.1f} s {out[key]['items_per_second']:7.2f} items/s "
+          f"{used:8.1f} CPU-s {out[key]['cpu_seconds_per_item']:6.3f} CPU-s/item  load {load_before:.1f}",
+          flush=True)
 
 
 def time_prepare(root: str, work: str, frames: int, size: int, workers: List[int]) -> Dict[str, dict]:
     from data_interface_for_model.beam_prepare import BeamOptions, prepare_with_beam
     from data_interface_for_model.prepare import prepare_dataset
 
-    out = {}
+    out: Dict[str, dict] = {}
     for count in workers:
-        started = time.perf_counter()
-        report = prepare_dataset(root, os.path.join(work, f"pool{count}"), frames, size, workers=count,
-                                 progress=False, force=True)
-        out[f"prepare_pool_{count}"] = _line(f"prepare, in-process pool, {count} workers", report.num_examples,
-                                             time.perf_counter() - started)
-        started = time.perf_counter()
-        report = prepare_with_beam(root, os.path.join(work, f"beam{count}"), frames, size, force=True,
-                                   beam_options=BeamOptions(workers=count, running_mode="multi_processing"))
-        out[f"prepare_beam_{count}"] = _line(f"prepare, Beam DirectRunner multi_processing, {count}",
-                                             report.num_examples, time.perf_counter() - started)
+        with measured(f"prepare, in-process pool, {count} workers", out, f"prepare_pool_{count}") as done:
+            done(prepare_dataset(root, os.path.join(work, f"pool{count}"), frames, size, workers=count,
+                                 progress=False, force=True).num_examples)
+        with measured(f"prepare, Beam DirectRunner multi_processing, {count}", out, f"prepare_beam_{count}") as done:
+            done(prepare_with_beam(root, os.path.join(work, f"beam{count}"), frames, size, force=True,
+                                   beam_options=BeamOptions(workers=count, running_mode="multi_processing")
+                                   ).num_examples)
     return out
 
 
@@ -90,23 +114,20 @@ def time_embed(root: str, work: str, run_dir: str, embedder: str, frames: int, s
     from data_interface_for_model.beam_prepare import BeamOptions
 
     data_dir = os.path.join(work, "embed_data")
-    out = {}
+    out: Dict[str, dict] = {}
     run = load_run(run_dir)
     # prepared once, outside the timings (as embed_dataset prepares it: the run's split seed); then the
     # single-process verb's embedding step alone, as RunInference is timed without preparing
     train = dataclasses.replace(run.train_config, data_root=root, data_dir=data_dir)
     report = data_lib.prepare(train, run.model_config)
     splits = [s for s in data_lib.SPLITS if report.split_counts.get(s)]
-    started = time.perf_counter()
-    parts = run.embed_splits(train, splits)
-    out["embed_single"] = _line("embed, single process (Keras)", sum(len(p[0]) for p in parts.values()),
-                                time.perf_counter() - started)
+    with measured("embed, single process (Keras)", out, "embed_single") as done:
+        done(sum(len(p[0]) for p in run.embed_splits(train, splits).values()))
     for count in workers:
-        started = time.perf_counter()
-        report = run_beam_inference(embedder, data_dir, os.path.join(work, f"embed{count}"), "embed", frames, size,
-                                    beam_options=BeamOptions(workers=count, running_mode="multi_processing"))
-        out[f"embed_beam_{count}"] = _line(f"embed, Beam RunInference multi_processing, {count}", report.items,
-                                           time.perf_counter() - started)
+        with measured(f"embed, Beam RunInference multi_processing, {count}", out, f"embed_beam_{count}") as done:
+            done(run_beam_inference(embedder, data_dir, os.path.join(work, f"embed{count}"), "embed", frames, size,
+                                    beam_options=BeamOptions(workers=count, running_mode="multi_processing")
+                                    ).items)
     return out
 
 
@@ -128,23 +149,33 @@ def seed_run(work: str, frames: int, size: int) -> str:
 
 
 def project(small: Dict[str, dict], big: Dict[str, dict], items: int, nodes: List[int]) -> Dict[str, dict]:
-    """Fixed cost and marginal rate of each measurement from two sizes; the wall time of ``items`` on N workers
-    (a worker with the speed of one process here; the 1-worker marginal rate scaled by N)."""
+    """Fixed and marginal cost of each measurement from two sizes, in wall and in CPU seconds; the wall time of
+    ``items`` on N workers of one core each: ``fixed wall + items * marginal CPU-s per item / N``."""
     out = {}
     for name, b in big.items():
         s = small[name]
+        extra_items = b["items"] - s["items"]
         extra = b["seconds"] - s["seconds"]
-        rate = (b["items"] - s["items"]) / extra if extra > 0 else b["items_per_second"]
+        rate = extra_items / extra if extra > 0 else b["items_per_second"]
+        cpu_item = (b["cpu_seconds"] - s["cpu_seconds"]) / extra_items if extra_items else b["cpu_seconds_per_item"]
+        if cpu_item <= 0:  # noise larger than the difference: fall back on the big size's average
+            cpu_item = b["cpu_seconds_per_item"]
         fixed = max(0.0, s["seconds"] - s["items"] / rate)
-        out[name] = {"fixed_seconds": fixed, "marginal_items_per_second": rate}
-        print(f"{name:<20} fixed {fixed:6.1f} s, marginal {rate:7.1f} items/s", flush=True)
-    for name in [n for n in out if n.endswith("_1") and "beam" in n]:
-        fixed, rate = out[name]["fixed_seconds"], out[name]["marginal_items_per_second"]
-        out[name]["projection_hours"] = {
-            str(n): (fixed + items / (n * rate)) / 3600 for n in nodes}
-        print(f"{name}: {items} items on " + ", ".join(
-            f"{n} workers {hours:.2f} h" for n, hours in out[name]["projection_hours"].items()), flush=True)
+        fixed_cpu = max(0.0, s["cpu_seconds"] - s["items"] * cpu_item)
+        out[name] = {"fixed_seconds": fixed, "marginal_items_per_second": rate, "fixed_cpu_seconds": fixed_cpu,
+                     "marginal_cpu_seconds_per_item": cpu_item,
+                     "projection_hours": {str(n): (fixed + items * cpu_item / n) / 3600 for n in nodes}}
+        print(f"{name:<20} fixed {fixed:6.1f} s ({fixed_cpu:6.1f} CPU-s), marginal {rate:7.2f} items/s, "
+              f"{cpu_item:6.3f} CPU-s/item; {items} items on " + ", ".join(
+                  f"{n}: {hours:.2f} h" for n, hours in out[name]["projection_hours"].items()), flush=True)
     return out
+
+
+def warm_imports() -> None:
+    """Import TensorFlow, TFDS and Beam before the first measurement (their import is not an item's cost)."""
+    import apache_beam  # noqa: F401  pylint: disable=unused-import
+    import tensorflow  # noqa: F401  pylint: disable=unused-import
+    import tensorflow_datasets  # noqa: F401  pylint: disable=unused-import
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -160,11 +191,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--skip-embed", action="store_true", help="time prepare only")
     parser.add_argument("--project-items", type=positive_int, default=FULL_DATASET_ITEMS,
                         help=f"items of the projection (default {FULL_DATASET_ITEMS}: the real dataset)")
-    parser.add_argument("--nodes", type=positive_int, nargs="+", default=[1, 8, 32, 128],
-                        help="worker counts of the projection (default 1 8 32 128)")
+    parser.add_argument("--nodes", type=positive_int, nargs="+", default=[1, 2, 32, 128, 512],
+                        help="worker counts of the projection (default 1 2 32 128 512)")
     parser.add_argument("--output", help="write the figures as JSON here")
     args = parser.parse_args(argv)
 
+    warm_imports()
     work = tempfile.mkdtemp(prefix="beam-bench-")
     try:
         small_root = os.path.join(work, "small")

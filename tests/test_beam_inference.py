@@ -164,6 +164,19 @@ def test_beam_predict_over_videos_matches_single_process_predict(exported_run, v
     assert report["counters"] == {"decode_error": 1, "decoded": 3} and report["written"] == 3
     assert [os.path.basename(row["path"]) for row in report["failed"]] == ["broken.mp4"]
     assert report["failed"][0]["message"]
+    # a folder of parquet shards (the report's name starts with "_": the folder reads as one table)
+    import pyarrow.parquet as pq
+
+    from baseline_model.beam_inference import predict_with_beam
+
+    folder = str(tmp_path / "parquet")
+    predict_with_beam(run_dir, [videos], folder, BeamOptions(workers=1, running_mode="in_memory"), top_k_labels=3)
+    table = pq.read_table(folder).to_pandas().set_index("id")
+    assert sorted(table.index) == sorted(expected)
+    for item_id, row in expected.items():
+        assert ";".join(table.loc[item_id, "top_labels"]) == row["top_labels"]
+        assert table.loc[item_id, "label"] == row["label"] and len(table.loc[item_id, "probabilities"]) == 31
+        np.testing.assert_allclose(table.loc[item_id, "probability"], float(row["probability"]), atol=2e-6)
     # never mixes two runs' shards: refused before the pipeline starts
     assert baseline_cli(["predict", "--run", run_dir, "--input", videos, "--output", out, "--runner", "direct"]) == 2
     assert "already exist" in capsys.readouterr().err
