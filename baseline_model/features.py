@@ -37,13 +37,13 @@ def _file_identity(path: str) -> list:
     return file_identity(path)  # a local file or a URL (a bucket data dir)
 
 
-def build_fingerprint(data_dir: str, num_frames: int, size: int) -> Dict:
+def build_fingerprint(data_dir: str, num_frames: int, size: int, audio_windows: int = 0) -> Dict:
     """What identifies a prepared build: its report's arguments and counts and its shard files.
 
-    Raises FileNotFoundError when nothing is prepared for this frame count and size."""
+    Raises FileNotFoundError when nothing is prepared for this frame count and size (and sound windows)."""
     from data_interface_for_model.prepare import REPORT_NAME, find_dataset_dir, glob_files, is_url, read_text
 
-    folder = find_dataset_dir(data_dir, num_frames, size)
+    folder = find_dataset_dir(data_dir, num_frames, size, audio_patches=audio_windows)
     text = read_text(os.path.join(folder, REPORT_NAME))  # local or a URL (tf.io.gfile)
     report = {}
     if text is not None:
@@ -71,6 +71,10 @@ def encoder_fingerprint(config: "PretrainedConfig") -> Dict:
     if preset and os.path.isdir(preset):
         parts["text_files"] = [_file_identity(p) for p in sorted(glob.glob(os.path.join(preset, "*")))
                                if os.path.isfile(p)]
+    if getattr(config, "audio_windows", 0):  # only audio runs: the keys of other runs stay as they were
+        from baseline_model.encoders.musicnn import cache_file_name
+
+        parts["audio"] = {"windows": config.audio_windows, "conversion": cache_file_name(config.audio_model)}
     if config.image_weights == "offline":
         parts["image_conversion"] = CACHE_FILE
         try:
@@ -83,7 +87,8 @@ def encoder_fingerprint(config: "PretrainedConfig") -> Dict:
 def cache_key(config: "PretrainedConfig", data_dir: str) -> str:
     """The feature cache's key: the encoders' fingerprint and the prepared build's."""
     parts = {"encoders": encoder_fingerprint(config),
-             "build": build_fingerprint(data_dir, config.num_frames, config.image_size)}
+             "build": build_fingerprint(data_dir, config.num_frames, config.image_size,
+                                        getattr(config, "audio_windows", 0))}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -93,15 +98,16 @@ def cache_path(config: "PretrainedConfig", data_dir: str, split: str) -> str:
 
 def compute_features(extractor, dataset: tf.data.Dataset,
                      progress: Optional[Callable[[int], None]] = None) -> Dict[str, np.ndarray]:
-    """Run the feature extractor over ``({"text","cover","frames"[,"id"]}, label)`` batches.
+    """Run the feature extractor over ``({"text","cover","frames"[,"audio"][,"id"]}, label)`` batches.
 
-    Returns numpy arrays: the head's inputs (``FEATURE_KEYS``), ``label`` ``[N]`` and, when the dataset has
-    ids, ``id`` ``[N]``.
+    Returns numpy arrays: the head's inputs (``FEATURE_KEYS``, and ``audio_features`` for an audio run),
+    ``label`` ``[N]`` and, when the dataset has ids, ``id`` ``[N]``.
     """
     chunks: Dict[str, list] = {}
     for features, labels in dataset:
-        outputs = extractor.predict_on_batch({k: features[k] for k in ("text", "cover", "frames")})
-        for key in FEATURE_KEYS:
+        outputs = extractor.predict_on_batch({k: features[k] for k in ("text", "cover", "frames", "audio")
+                                              if k in features})
+        for key in outputs:
             chunks.setdefault(key, []).append(np.asarray(outputs[key]))
         chunks.setdefault("label", []).append(labels.numpy())
         if "id" in features:
@@ -146,7 +152,8 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
         def compute(split=split):
             nonlocal extractor
             extractor = extractor or kind.feature_extractor()
-            dataset = data_lib.raw_dataset(train, config, split, batch_size=32, shuffle=False, include_id=True)
+            dataset = (data_lib.raw_dataset(train, config, split, batch_size=32, shuffle=False, include_id=True)
+                       if not getattr(config, "audio_windows", 0) else _audio_dataset(train, config, split))
             with tqdm(desc=f"encoder features ({split})", unit="item", disable=None) as bar:
                 return compute_features(extractor, dataset, progress=bar.update)
 
@@ -154,16 +161,34 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
     return arrays
 
 
+def _audio_dataset(train: TrainConfig, config: "PretrainedConfig", split: str) -> tf.data.Dataset:
+    """An audio run's split with its sound: the audio config of the prepared build, made once if missing."""
+    from data_interface_for_model.prepare import prepare_dataset
+    from data_interface_for_model.tf_dataset import make_dataset
+
+    prepare_dataset(train.data_root, train.data_dir, num_frames=config.num_frames, size=config.image_size,
+                    seed=train.split_seed, audio_patches=config.audio_windows)
+    return make_dataset(train.data_dir, split, 32, num_frames=config.num_frames, size=config.image_size,
+                        shuffle=False, deterministic=True, include_id=True, audio_patches=config.audio_windows)
+
+
 def features_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool, seed: int = 0,
                      presence_override: Optional[np.ndarray] = None, repeat: bool = False,
                      input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
     """``(head inputs, label)`` batches from cached arrays.
 
-    ``presence_override`` ``[3]`` masks modalities (single-modality evaluation); ``input_context`` shards
-    the examples between input pipelines (``batch_size`` is then the per-replica batch)."""
-    inputs = {key: arrays[key].astype(np.float32) for key in FEATURE_KEYS}
+    ``presence_override`` ``[M]`` masks modalities (single-modality evaluation); given for the three of
+    text, cover and video to an audio run (four presence columns), it keeps the sound only when it keeps
+    all three. ``input_context`` shards the examples between input pipelines (``batch_size`` is then the
+    per-replica batch)."""
+    keys = FEATURE_KEYS + tuple(k for k in ("audio_features",) if k in arrays)
+    inputs = {key: arrays[key].astype(np.float32) for key in keys}
     if presence_override is not None:
-        inputs["presence"] = inputs["presence"] * np.asarray(presence_override, np.float32)[None, :]
+        override = np.asarray(presence_override, np.float32)
+        width = inputs["presence"].shape[-1]
+        if override.size < width:
+            override = np.concatenate([override, np.full(width - override.size, float(override.all()), np.float32)])
+        inputs["presence"] = inputs["presence"] * override[None, :]
     dataset = tf.data.Dataset.from_tensor_slices((inputs, arrays["label"].astype(np.int32)))
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
