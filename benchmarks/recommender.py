@@ -82,6 +82,48 @@ def _train_eval(source, out: str, config, splits=("validation", "test")) -> dict
             "results": results}
 
 
+def parse_grid(text: str) -> List[dict]:
+    """``"tower=bag,gru;temperature=0.05,0.1"`` -> every combination as ``{field: value}`` (values parsed as
+    int, float, bool or str; fields of TowerConfig, TaskConfig or TrainConfig)."""
+    import itertools
+
+    def value(v: str):
+        for cast in (int, float):
+            try:
+                return cast(v)
+            except ValueError:
+                pass
+        return {"true": True, "false": False}.get(v.lower(), v)
+
+    axes = []
+    for part in [p for p in text.split(";") if p.strip()]:
+        key, _, values = part.partition("=")
+        axes.append([(key.strip(), value(v.strip())) for v in values.split(",") if v.strip()])
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def configure(base, settings: dict):
+    """``base`` (a TrainConfig) with ``settings`` applied to whichever config owns each field."""
+    from retrieval.model import TaskConfig
+    from retrieval.towers import TowerConfig
+
+    tower, task, train = {}, {}, {}
+    for key, val in settings.items():
+        key = "query" if key == "tower" else key
+        for owner, fields in ((tower, TowerConfig), (task, TaskConfig), (train, type(base))):
+            if key in {f.name for f in dataclasses.fields(fields)} and key not in ("tower", "task"):
+                owner[key] = val
+                break
+        else:
+            raise SystemExit(f"--grid: unknown setting {key!r}")
+    return dataclasses.replace(base, tower=dataclasses.replace(base.tower, **tower),
+                               task=dataclasses.replace(base.task, **task), **train)
+
+
+def _label(settings: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+
+
 def quality(args: argparse.Namespace) -> int:
     from retrieval.interactions import Columns
     from retrieval.metrics import format_markdown
@@ -91,35 +133,32 @@ def quality(args: argparse.Namespace) -> int:
 
     source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
                         columns=Columns(args.user_col, args.item_col, args.time_col))
-    report: dict = {"towers": {}, "command": " ".join(sys.argv)}
+    report: dict = {"grid": {}, "command": " ".join(sys.argv)}
     lines: List[str] = []
-    towers = [t for t in args.towers.split(",") if t]
+    grid = parse_grid(args.grid or f"tower={args.towers}")
     base = TrainConfig(tower=TowerConfig(embedding_dim=args.embedding_dim), epochs=args.epochs,
                        task=TaskConfig(global_negatives=args.global_negatives), max_history=args.max_history,
                        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
-    lines += ["| query tower | validation NDCG@10 | validation HR@10 | test NDCG@10 | test HR@10 | epochs | "
-              "train s |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for tower in towers:
-        config = dataclasses.replace(base, tower=dataclasses.replace(base.tower, query=tower),
-                                     id_only_baseline=False)
-        out = _train_eval(source, os.path.join(args.output, tower), config)
-        main = out["results"]["test"]["main"]
-        val, test = out["results"]["validation"]["all"][main], out["results"]["test"]["all"][main]
-        report["towers"][tower] = {"validation": val, "test": test, "train_s": out["train_s"],
-                                   "epochs": out["summary"]["epochs"]}
-        lines.append(f"| {tower} | {val['NDCG@10']:.4f} | {val['HR@10']:.4f} | {test['NDCG@10']:.4f} | "
-                     f"{test['HR@10']:.4f} | {out['summary']['epochs']} | {out['train_s']:.0f} |")
+    lines += ["| setting | validation NDCG@10 | validation HR@10 | epochs | train s |", "|---|---:|---:|---:|---:|"]
+    for n, settings in enumerate(grid):
+        config = dataclasses.replace(configure(base, settings), id_only_baseline=False)
+        out = _train_eval(source, os.path.join(args.output, f"grid{n}"), config, splits=())
+        val = out["summary"]["validation"]  # the best epoch's full-ranking validation figures
+        report["grid"][_label(settings)] = {"settings": settings, "validation": val, "train_s": out["train_s"],
+                                            "epochs": out["summary"]["epochs"]}
+        lines.append(f"| {_label(settings)} | {val['NDCG@10']:.4f} | {val['HR@10']:.4f} | "
+                     f"{out['summary']['epochs']} | {out['train_s']:.0f} |")
         print(lines[-1], flush=True)
-    best = max(towers, key=lambda t: report["towers"][t]["validation"]["NDCG@10"])
-    report["best_tower"] = best
-    config = dataclasses.replace(base, tower=dataclasses.replace(base.tower, query=best), id_only_baseline=True)
+    best = max(grid, key=lambda s: report["grid"][_label(s)]["validation"]["NDCG@10"])
+    report["best"] = best
+    config = dataclasses.replace(configure(base, best), id_only_baseline=True)
     out = _train_eval(source, os.path.join(args.output, "best"), config, splits=("test",))
     test = out["results"]["test"]
     report["test"] = test
     report["best_train_s"], report["best_evaluate_s"] = out["train_s"], out["evaluate_s"]
-    lines += ["", f"best tower on validation: {best}; test split, every method in the same run "
-                  f"({test['items']} items, {test['all'][test['main']]['users']} users):", "",
-              format_markdown(test["all"])]
+    lines += ["", f"best on validation: {_label(best)}; test split, every method in the same run "
+                  f"({test['items']} items, {test['all'][test['main']]['users']} users; the ID-only two-tower "
+                  f"with the same settings):", "", format_markdown(test["all"])]
     if test["cold_start"]:
         lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
                   format_markdown(test["cold_start"])]
@@ -160,7 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--user-col", default="user_id")
     p.add_argument("--item-col", default="item_id")
     p.add_argument("--time-col", default="timestamp")
-    p.add_argument("--towers", default="bag,gru,sasrec")
+    p.add_argument("--towers", default="bag,gru,sasrec", help="query towers compared (without --grid)")
+    p.add_argument("--grid", help="settings tried on validation, e.g. 'tower=bag,gru;temperature=0.05,0.1' "
+                                  "(fields of TowerConfig, TaskConfig, TrainConfig; every combination)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--embedding-dim", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=256)

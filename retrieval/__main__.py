@@ -61,7 +61,11 @@ def _train(args: argparse.Namespace) -> int:
                          learning_rate=args.learning_rate, warmup_fraction=args.warmup_fraction,
                          patience=args.patience, max_history=args.max_history, cold_fraction=args.cold_fraction,
                          id_only_baseline=not args.no_id_only_baseline, seed=args.seed)
-    summary = train_run(source, args.output, config, progress=not args.quiet, overwrite=args.overwrite)
+    from baseline_model.strategy import make_strategy
+
+    strategy = make_strategy(args.strategy, args.tpu)
+    summary = train_run(source, args.output, config, progress=not args.quiet, overwrite=args.overwrite,
+                        strategy=strategy)
     val = summary["validation"]
     print(f"train: {summary['cleaning']}; {summary['training_examples']} examples, {summary['cold_items']} cold "
           f"items, content: {summary['content']}; {args.tower} tower, {summary['epochs']} epochs (best "
@@ -179,6 +183,7 @@ def _add_simulate(verbs) -> None:
 
 
 def _add_train(verbs) -> None:
+    from baseline_model.config import STRATEGIES
     from retrieval.defaults import QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
@@ -224,6 +229,11 @@ def _add_train(verbs) -> None:
     p.add_argument("--no-id-only-baseline", action="store_true", help="skip training the ID-only baseline")
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                   help="tf.distribute strategy, as the classifier's (default auto: TPU if --tpu, multi-worker if "
+                        "TF_CONFIG has several workers, mirrored if several GPUs, else default); --batch-size is "
+                        "the global batch")
+    p.add_argument("--tpu", help="TPU name or grpc:// address for --strategy tpu")
     add_common_arguments(p)
     p.set_defaults(func=_train)
 

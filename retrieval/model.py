@@ -94,18 +94,36 @@ class TwoTowerModel(tfrs.Model):
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Mean softmax cross-entropy of each query's own item against the batch's items (and M global
-        negatives): ``[B, B (+ M)]`` logits, the diagonal is the label."""
+        negatives): ``[B, B (+ M)]`` logits, the diagonal is the label.
+
+        Under a tf.distribute strategy with several replicas, each replica's queries are scored against the
+        items of the whole global batch (gathered from every replica), so the loss is the single-device
+        loss of the global batch whatever the number of replicas; this replica's labels are offset by its
+        position in the gathered batch (the per-replica batches are equal: the pipeline drops a remainder)."""
         config = self.task_config
         query, candidate = self(features, training=training)
         ids = features["item_id"]
-        logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B]
-        batch = tf.shape(logits)[0]
-        if config.logq_correction and "sampling_probability" in features:
-            expected = tf.cast(batch, tf.float32) * features["sampling_probability"]
+        keys = tf.strings.to_hash_bucket_fast(ids, 2 ** 62)  # ids as int64 (strings cannot be gathered)
+        probability = features.get("sampling_probability")
+        local = tf.shape(query)[0]
+        offset = 0
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
+            candidate, keys_all = context.all_gather(candidate, axis=0), context.all_gather(keys, axis=0)
+            if probability is not None:
+                probability = context.all_gather(probability, axis=0)
+        else:
+            keys_all = keys
+        labels = tf.range(local) + offset
+        logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B_global]
+        batch = tf.shape(logits)[1]
+        if config.logq_correction and probability is not None:
+            expected = tf.cast(batch, tf.float32) * probability
             logits -= tf.math.log(tf.maximum(expected, 1e-9))[None, :]
         if config.remove_accidental_hits:
-            same = tf.equal(ids[:, None], ids[None, :])
-            hits = tf.logical_and(same, tf.logical_not(tf.eye(batch, dtype=tf.bool)))
+            same = tf.equal(keys[:, None], keys_all[None, :])
+            hits = tf.logical_and(same, tf.logical_not(tf.one_hot(labels, batch, on_value=True, off_value=False)))
             logits = tf.where(hits, tf.fill(tf.shape(logits), -1e9), logits)
         if config.global_negatives > 0:
             pool = tf.shape(self.negative_pool)[0]
@@ -117,6 +135,24 @@ class TwoTowerModel(tfrs.Model):
                 extra -= tf.math.log(config.global_negatives / tf.cast(pool, tf.float32))
             extra = tf.where(tf.equal(ids[:, None], negative_ids[None, :]), tf.fill(tf.shape(extra), -1e9), extra)
             logits = tf.concat([logits, extra], axis=1)
-        labels = tf.range(batch)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         return tf.reduce_mean(loss)
+
+    def train_step(self, inputs):
+        """TFRS's step, correct under a strategy with several replicas: each replica's gradient is of its
+        share of the global loss (the optimizer sums them), and the reported loss is the mean over replicas."""
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(extra) for extra in self.losses])
+            total_loss = loss + regularization_loss
+            scaled = total_loss / float(replicas)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        if replicas > 1:  # sparse gradients differ in length between replicas; the all-reduce needs one shape
+            gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        if replicas > 1:
+            loss = context.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
+            total_loss = context.all_reduce(tf.distribute.ReduceOp.MEAN, total_loss)
+        return {"loss": loss, "regularization_loss": regularization_loss, "total_loss": total_loss}

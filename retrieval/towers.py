@@ -134,16 +134,24 @@ class ItemEncoder(tf.keras.layers.Layer):
                                                           embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
 
     def call(self, item_ids: tf.Tensor, content: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        """Each distinct id of ``item_ids`` is encoded once (a history batch ``[B, L]`` repeats items many
+        times: the content MLP and the id lookup run over the distinct ones, then are gathered back); the
+        id dropout still draws per occurrence."""
+        shape = tf.shape(item_ids)
+        flat_ids = tf.reshape(item_ids, [-1])
+        unique, where = tf.unique(flat_ids)
         out = 0.0
         if self.content_mlp is not None:
-            out = self.content_mlp(content)
+            flat_content = tf.reshape(content, [-1, tf.shape(content)[-1]])
+            first = tf.math.unsorted_segment_min(tf.range(tf.size(flat_ids)), where, tf.size(unique))
+            out = tf.gather(self.content_mlp(tf.gather(flat_content, first)), where)
         if self.id_embedding is not None:
-            rows = self.id_lookup(item_ids)
+            rows = tf.gather(self.id_lookup(unique), where)
             if training and self.config.id_dropout > 0:
                 keep = tf.random.uniform(tf.shape(rows)) >= self.config.id_dropout
                 rows = tf.where(keep, rows, tf.zeros_like(rows))
             out = out + self.id_embedding(rows)
-        return out
+        return tf.reshape(out, tf.concat([shape, [self.config.embedding_dim]], axis=0))
 
 
 def recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:

@@ -125,7 +125,7 @@ class _TqdmEpochs(tf.keras.callbacks.Callback):
 
 
 def examples_dataset(examples: TrainingExamples, batch_size: int, seed: int, shuffle: bool = True,
-                     logq: bool = False) -> tf.data.Dataset:
+                     logq: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
     """A tf.data pipeline of ``{"history_ids" [B, L], "item_id" [B], "user_id" [B]}`` batches, plus
     ``"sampling_probability" [B]`` (each target's share of the examples) when ``logq``."""
     features = {"history_ids": examples.history, "item_id": examples.targets, "user_id": examples.users}
@@ -135,7 +135,32 @@ def examples_dataset(examples: TrainingExamples, batch_size: int, seed: int, shu
     ds = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_examples(strategy: tf.distribute.Strategy, examples: TrainingExamples, batch_size: int,
+                         seed: int, logq: bool = False) -> "tuple[object, Optional[int]]":
+    """The training examples for ``strategy`` and the steps per epoch: the plain dataset (steps: None, one
+    pass) under the default strategy, else ``strategy.distribute_datasets_from_function`` with the global
+    ``batch_size`` split over the replicas, each input pipeline (worker) reading its shard, repeated, with
+    ``len(examples) // batch_size`` steps per epoch (every replica's batch has the same size)."""
+    if strategy.num_replicas_in_sync == 1:
+        return examples_dataset(examples, batch_size, seed, logq=logq), None
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch-size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} "
+                         f"replicas of the strategy")
+    if len(examples) < batch_size:
+        raise ValueError(f"{len(examples)} training examples are fewer than one global batch of {batch_size}")
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        ds = examples_dataset(examples, per_replica, seed, logq=logq, drop_remainder=True)
+        if context.num_input_pipelines > 1:
+            ds = ds.unbatch().shard(context.num_input_pipelines, context.input_pipeline_id)
+            ds = ds.batch(per_replica, drop_remainder=True)
+        return ds.repeat()
+
+    return strategy.distribute_datasets_from_function(dataset_fn), len(examples) // batch_size
 
 
 class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -195,15 +220,22 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
                   *, epochs: int, batch_size: int, learning_rate: float, seed: int, warmup_fraction: float = 0.05,
                   desc: str = "train", progress: bool = True, validation: Sequence[EvalCase] = (),
                   catalog_ids: Sequence[str] = (), max_history: int = 20, patience: int = 0,
-                  log_dir: Optional[str] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
+                  log_dir: Optional[str] = None, strategy: Optional[tf.distribute.Strategy] = None,
+                  steps_per_epoch: Optional[int] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
     """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss, and with ``validation``
     ``val_ndcg_10`` / ``val_hr_10`` per epoch). With ``validation`` the best epoch's weights are kept;
-    ``patience`` stops early."""
+    ``patience`` stops early.
+
+    ``strategy`` (default: the current one): the model and its optimizer are built under its scope and the
+    examples come through :func:`distributed_examples` (``batch_size`` is the global batch)."""
+    strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(seed)
-    model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config)
     steps = math.ceil(len(examples) / batch_size) * epochs
     schedule = WarmupCosine(learning_rate, int(warmup_fraction * steps), steps)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=schedule))
+    with strategy.scope():
+        model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config)
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=schedule))
+    model.distribute_reduction_method = "first"  # every replica returns the global mean loss (see train_step)
     callbacks: List[tf.keras.callbacks.Callback] = []
     if validation:
         callbacks.append(ValidationRanking(lambda m: rundir.Towers(tower_config, m.query_tower, m.candidate_tower),
@@ -211,8 +243,8 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     callbacks.append(_TqdmEpochs(epochs, desc, disable=not progress))
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0))
-    history = model.fit(examples_dataset(examples, batch_size, seed, logq=task_config.logq_correction),
-                        epochs=epochs, verbose=0, callbacks=callbacks)
+    data, steps = distributed_examples(strategy, examples, batch_size, seed, logq=task_config.logq_correction)
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, steps_per_epoch=steps_per_epoch or steps)
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
@@ -230,8 +262,15 @@ def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], 
 
 
 def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfig(), progress: bool = True,
-              overwrite: bool = False) -> dict:
-    """Train and write a run folder; returns the summary (also in ``run.json``)."""
+              overwrite: bool = False, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+    """Train and write a run folder; returns the summary (also in ``run.json``).
+
+    ``strategy``: a tf.distribute strategy (``baseline_model.strategy.make_strategy``); default the current
+    one. Every worker trains; only the chief writes the run folder (the model, and the evaluation and index
+    later built from it)."""
+    from baseline_model.strategy import is_chief
+
+    strategy = strategy or tf.distribute.get_strategy()
     start = time.time()
     table, catalog, content_kind = load_items(source)
     raw = read_interactions(source.interactions, source.columns, source.repeats)
@@ -251,13 +290,19 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
     examples = training_examples(split.train, config.max_history)
     item_vocab = training_items(split.train)
     user_vocab = sorted(split.train)
-    content = ContentLookup(table.ids, table.vectors)
+    with strategy.scope():
+        content = ContentLookup(table.ids, table.vectors)
     validation = split.validation
     if len(validation) > VALIDATION_SAMPLE:
         picks = np.random.default_rng(config.seed).choice(len(validation), VALIDATION_SAMPLE, replace=False)
         validation = [validation[i] for i in sorted(picks)]
     common = dict(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                  warmup_fraction=config.warmup_fraction, seed=config.seed, progress=progress)
+                  warmup_fraction=config.warmup_fraction, seed=config.seed, progress=progress, strategy=strategy)
+    chief = is_chief()
+    if not chief:  # a worker's copy goes to a scratch folder, removed afterwards
+        import tempfile
+
+        out_dir, overwrite = os.path.join(tempfile.mkdtemp(prefix="worker_run_"), "run"), True
     with rundir.staged_folder(out_dir, overwrite=overwrite) as tmp:
         logs = os.path.join(tmp, rundir.TENSORBOARD)
         model, history = fit_two_tower(config.tower, config.task, content, examples, item_vocab, user_vocab,
@@ -278,6 +323,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
             "content": content_kind, "embedding_dim": table.dimension, "training_examples": len(examples),
             "training_items": len(item_vocab), "cold_items": len(cold),
             "skipped_unknown_item_interactions": report.unknown_items, "skipped_short_users": report.short_users,
+            "replicas": strategy.num_replicas_in_sync,
             "epochs": len(history["loss"]), "best_epoch": best + 1, "loss_first_epoch": history["loss"][0],
             "loss_last_epoch": history["loss"][-1],
             "validation": {"NDCG@10": history["val_ndcg_10"][best], "HR@10": history["val_hr_10"][best],
@@ -309,4 +355,8 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
                                              id_model.candidate_tower), os.path.join(tmp, rundir.ID_ONLY_MODEL))
         rundir.write_json(os.path.join(tmp, rundir.RUN_JSON), info)
     summary["cleaning"] = report.summary()
+    if not chief:
+        import shutil
+
+        shutil.rmtree(os.path.dirname(out_dir), ignore_errors=True)
     return summary
