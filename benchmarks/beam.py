@@ -72,6 +72,39 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def child_processes() -> List[int]:
+    """Process ids whose parent is this process, zombies included, multiprocessing's resource tracker left out
+    (Linux ``/proc``; empty elsewhere)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == me and not _is_resource_tracker(entry):
+                found.append(int(entry))
+    return found
+
+
+def _is_resource_tracker(pid: str) -> bool:
+    """multiprocessing's resource tracker: a child that lives as long as this process (never waited for)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"resource_tracker" in handle.read()
+    except OSError:
+        return False
+
+
+def wait_for_children(timeout: float = 30.0) -> None:
+    """Wait until every child process has exited and been reaped (Beam reaps its workers in a thread): only
+    then is their CPU time in ``RUSAGE_CHILDREN``."""
+    deadline = time.monotonic() + timeout
+    while child_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def measured(name: str, out: Dict[str, dict], key: str) -> Iterator[Callable[[int], None]]:
     """Time the block (wall and CPU seconds); the block calls the yielded function with its item count."""
@@ -79,7 +112,7 @@ def measured(name: str, out: Dict[str, dict], key: str) -> Iterator[Callable[[in
     load_before, cpu, started = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
     yield lambda items: counted.update(items=items)
     seconds = time.perf_counter() - started
-    time.sleep(1.0)  # Beam reaps its worker processes in a thread: let their CPU time reach RUSAGE_CHILDREN
+    wait_for_children()  # Beam reaps its worker processes in a thread: let their CPU time reach RUSAGE_CHILDREN
     used = cpu_seconds() - cpu
     items = counted["items"]
     out[key] = {"items": items, "seconds": seconds, "items_per_second": items / seconds if seconds > 0 else 0.0,
