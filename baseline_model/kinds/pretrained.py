@@ -30,6 +30,8 @@ class PretrainedConfig(ClassifierConfig):
       text_sequence_length: tokens per brief for the BERT tokenizer.
       fine_tune_top_layers: unfreeze this many top layers of each encoder (0: frozen).
       feature_cache: train the head on cached encoder features when the encoders are frozen and pretrained.
+      probe_ensemble: with cached features, fit the linear probe on the training split (its ``C`` picked
+        on the validation split) and average its probabilities with the fusion head's at inference.
     """
 
     kind = "pretrained"
@@ -41,6 +43,7 @@ class PretrainedConfig(ClassifierConfig):
     text_sequence_length: int = 32
     fine_tune_top_layers: int = 0
     feature_cache: bool = True
+    probe_ensemble: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,12 +78,14 @@ class Pretrained(ModelKind):
                                 "--no-feature-cache, as does --image-weights none)")
         group.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
                            help="train the pretrained model end to end instead of on cached encoder features")
+        group.add_argument("--no-probe-ensemble", dest="probe_ensemble", action="store_false",
+                           help="the fusion head alone, without the linear probe averaged in at inference")
 
     @classmethod
     def config_kwargs(cls, args: argparse.Namespace) -> dict:
         return dict(embedding_dim=args.embedding_dim, text_preset=args.text_preset,
                     image_weights=args.image_weights, fine_tune_top_layers=args.fine_tune_top_layers,
-                    feature_cache=args.feature_cache)
+                    feature_cache=args.feature_cache, probe_ensemble=args.probe_ensemble)
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -121,11 +126,23 @@ class Pretrained(ModelKind):
         arrays = feature_arrays(self, train, splits=("train", "validation"))
         text_dim = arrays["train"]["text_features"].shape[-1]
         image_dim = arrays["train"]["cover_features"].shape[-1]
+        probe = self.fit_probe(arrays["train"], arrays.get("validation"), num_classes, train.seed)
         return TrainingPlan(
-            build_model=lambda: build_fusion_head(config, text_dim, image_dim, num_classes=num_classes),
+            build_model=lambda: build_fusion_head(config, text_dim, image_dim, num_classes=num_classes, probe=probe),
             train_fn=features_input_fn(arrays["train"], train.batch_size, training=True, seed=train.seed),
             val_fn=features_input_fn(arrays["validation"], train.batch_size, training=False),
             train_size=len(arrays["train"]["label"]))
+
+    def fit_probe(self, train_arrays: dict, val_arrays: dict | None, num_classes: int, seed: int):
+        """The linear probe the head is averaged with (None when ``probe_ensemble`` is off)."""
+        if not self.config.probe_ensemble:
+            return None
+        from baseline_model.probe import fit_probe, probe_inputs
+
+        has_val = val_arrays is not None and len(val_arrays["label"]) > 0
+        return fit_probe(probe_inputs(train_arrays), train_arrays["label"].astype(int),
+                         probe_inputs(val_arrays) if has_val else None,
+                         val_arrays["label"].astype(int) if has_val else None, num_classes, seed=seed)
 
     def fit_on_features(self, train: TrainConfig, train_arrays: dict, val_arrays: dict, num_classes: int):
         import keras
@@ -135,8 +152,9 @@ class Pretrained(ModelKind):
         from baseline_model.train import compile_classifier
 
         keras.utils.set_random_seed(train.seed)
+        probe = self.fit_probe(train_arrays, val_arrays, num_classes, train.seed)
         model = build_fusion_head(self.config, train_arrays["text_features"].shape[-1],
-                                  train_arrays["cover_features"].shape[-1], num_classes=num_classes)
+                                  train_arrays["cover_features"].shape[-1], num_classes=num_classes, probe=probe)
         compile_classifier(model, train.learning_rate)
         stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", restore_best_weights=True,
                                              patience=train.early_stopping_patience)

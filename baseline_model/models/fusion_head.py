@@ -3,23 +3,28 @@ fusion with modality dropout, the embedding and the softmax head. It runs on enc
 be trained on a feature cache."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import keras
 
-from baseline_model.layers import AttentionPooling, GatedModalityFusion, ModalityDropout
+from baseline_model.layers import AttentionPooling, GatedModalityFusion, LinearProbeEnsemble, ModalityDropout
 from data_interface_for_model.categories import NUM_CLASSES
 
 if TYPE_CHECKING:  # pragma: no cover
     from baseline_model.kinds.pretrained import PretrainedConfig
+    from baseline_model.probe import LinearProbe
 
 #: The head's inputs, in the order of the presence columns where they apply.
 FEATURE_KEYS = ("text_features", "cover_features", "frame_features", "presence", "frame_mask")
 
 
 def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
-                      num_classes: int = NUM_CLASSES) -> keras.Model:
+                      num_classes: int = NUM_CLASSES, probe: Optional["LinearProbe"] = None) -> keras.Model:
     """Build the head.
+
+    With a fitted linear ``probe`` (over the same features, :mod:`baseline_model.probe`), the head is an
+    ensemble: at inference its probabilities are averaged with the probe's (layer ``probe_ensemble``,
+    :class:`~baseline_model.layers.LinearProbeEnsemble`); in training the fusion path learns alone.
 
     Inputs (a dict): ``text_features [B, text_dim]``, ``cover_features [B, image_dim]``,
     ``frame_features [B, T, image_dim]``, ``presence [B, 3]`` (text, cover, video in {0, 1}),
@@ -51,4 +56,9 @@ def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
     embedding = keras.layers.Dense(config.embedding_dim, name="embedding")(fused)
     hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(keras.layers.Activation("gelu")(embedding))
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(hidden)
+    if probe is not None:
+        ensemble = LinearProbeEnsemble(text_dim + 2 * image_dim + 3, num_classes, name="probe_ensemble")
+        probabilities = ensemble([probabilities, inputs["text_features"], inputs["cover_features"],
+                                  inputs["frame_features"], inputs["frame_mask"], inputs["presence"]])
+        ensemble.set_probe(probe)
     return keras.Model(inputs, probabilities, name="fusion_head")

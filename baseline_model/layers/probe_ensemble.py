@@ -1,0 +1,90 @@
+"""The linear probe inside the model: averaged with the fusion head's prediction at inference."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+from keras import ops
+
+if TYPE_CHECKING:  # pragma: no cover
+    from baseline_model.probe import LinearProbe
+
+#: The logit given to a class the probe never saw in training (its probability is then 0, as in
+#: :meth:`baseline_model.probe.LinearProbe.predict_proba`).
+UNSEEN_CLASS_LOGIT = -1e9
+
+
+@keras.saving.register_keras_serializable(package="xinpianchang")
+class LinearProbeEnsemble(keras.layers.Layer):
+    """Average a head's probabilities with those of a fitted linear probe, at inference only.
+
+    Inputs: ``[probabilities [B, C], text_features [B, Dt], cover_features [B, Di], frame_features
+    [B, T, Di], frame_mask [B, T], presence [B, 3]]``. The probe's input is what
+    :func:`baseline_model.probe.probe_inputs` computes (text, cover, the mean of the real frames, presence;
+    ``D = Dt + 2 Di + 3``), standardised, then an affine map to ``C`` logits and a softmax.
+
+    In training the head's probabilities pass unchanged, so the head learns from its own loss and the two
+    stay independent members of an ensemble; at inference (and so in validation, evaluation and export)
+    the output is the mean of the two probability vectors. The probe's parameters (``mean``, ``scale``
+    ``[D]``, ``kernel [D, C]``, ``bias [C]``) are non-trainable weights set by :meth:`set_probe`.
+    """
+
+    def __init__(self, input_dim: int, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.num_classes = int(input_dim), int(num_classes)
+
+    def build(self, input_shape):
+        d, c = self.input_dim, self.num_classes
+        self.mean = self.add_weight(shape=(d,), initializer="zeros", trainable=False, name="mean")
+        self.scale = self.add_weight(shape=(d,), initializer="ones", trainable=False, name="scale")
+        self.kernel = self.add_weight(shape=(d, c), initializer="zeros", trainable=False, name="kernel")
+        self.bias = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="bias")
+        super().build(input_shape)
+
+    def probe_probabilities(self, text, cover, frames, frame_mask, presence):
+        """The probe alone: ``[B, C]``."""
+        mask = ops.expand_dims(ops.cast(frame_mask, frames.dtype), -1)
+        mean_frames = ops.sum(frames * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        x = ops.concatenate([text, cover, mean_frames, ops.cast(presence, text.dtype)], axis=-1)
+        logits = ops.matmul((x - self.mean) / self.scale, self.kernel) + self.bias
+        return ops.softmax(logits, axis=-1)
+
+    def call(self, inputs, training=None):
+        probabilities, text, cover, frames, frame_mask, presence = inputs
+        if training:
+            return probabilities
+        probe = ops.cast(self.probe_probabilities(text, cover, frames, frame_mask, presence), probabilities.dtype)
+        return (probabilities + probe) / 2.0
+
+    def set_probe(self, probe: "LinearProbe") -> None:
+        """Copy a fitted :class:`~baseline_model.probe.LinearProbe` (scikit-learn) into the weights."""
+        kernel, bias = probe_affine(probe, self.num_classes)
+        if kernel.shape[0] != self.input_dim:
+            raise ValueError(f"the probe takes {kernel.shape[0]} features, this layer {self.input_dim}")
+        self.mean.assign(probe.scaler.mean_.astype(np.float32))
+        self.scale.assign(probe.scaler.scale_.astype(np.float32))
+        self.kernel.assign(kernel)
+        self.bias.assign(bias)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "num_classes": self.num_classes}
+
+
+def probe_affine(probe: "LinearProbe", num_classes: int):
+    """A fitted probe's logistic regression as ``kernel [D, C]``, ``bias [C]`` over all ``num_classes``
+    (softmax of the standardised input times the kernel plus the bias gives its ``predict_proba``)."""
+    classifier = probe.classifier
+    classes = np.asarray(classifier.classes_, dtype=int)
+    coef, intercept = np.asarray(classifier.coef_, np.float32), np.asarray(classifier.intercept_, np.float32)
+    kernel = np.zeros((coef.shape[1], num_classes), np.float32)
+    bias = np.full((num_classes,), UNSEEN_CLASS_LOGIT, np.float32)
+    if len(classes) == 2 and coef.shape[0] == 1:  # binary: p(classes[1]) = sigmoid(w.x + b)
+        bias[classes[0]] = 0.0
+        kernel[:, classes[1]], bias[classes[1]] = coef[0], intercept[0]
+    else:
+        kernel[:, classes], bias[classes] = coef.T, intercept
+    return kernel, bias
