@@ -164,19 +164,23 @@ def test_beam_predict_over_videos_matches_single_process_predict(exported_run, v
     assert report["counters"] == {"decode_error": 1, "decoded": 3} and report["written"] == 3
     assert [os.path.basename(row["path"]) for row in report["failed"]] == ["broken.mp4"]
     assert report["failed"][0]["message"]
-    # a folder of parquet shards (the report's name starts with "_": the folder reads as one table)
-    import pyarrow.parquet as pq
+    # the parquet rows of a folder output (the same RunInference results through another sink; checked
+    # without a second pipeline): the top-k, every class's probability, the sink's schema, the report's name
+    import pyarrow as pa
+    from apache_beam.ml.inference.base import PredictionResult
 
-    from baseline_model.beam_inference import predict_with_beam
+    from baseline_model.beam_inference import _output_layout, _video_row, video_schema
+    from baseline_model.predict import iter_inputs
+    from data_interface_for_model.categories import LABELS
 
-    folder = str(tmp_path / "parquet")
-    predict_with_beam(run_dir, [videos], folder, BeamOptions(workers=1, running_mode="in_memory"), top_k_labels=3)
-    table = pq.read_table(folder).to_pandas().set_index("id")
-    assert sorted(table.index) == sorted(expected)
-    for item_id, row in expected.items():
-        assert ";".join(table.loc[item_id, "top_labels"]) == row["top_labels"]
-        assert table.loc[item_id, "label"] == row["label"] and len(table.loc[item_id, "probabilities"]) == 31
-        np.testing.assert_allclose(table.loc[item_id, "probability"], float(row["probability"]), atol=2e-6)
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(31)).astype(np.float32)
+    item = next(i for i in iter_inputs([videos]) if i.item_id == "full")
+    row = _video_row(((0, item), PredictionResult({}, {"probabilities": probabilities})), LABELS, 3)
+    best = np.argsort(-probabilities)[:3]
+    assert row["top_labels"] == [LABELS[i] for i in best] and row["label"] == LABELS[best[0]]
+    assert row["probability"] == pytest.approx(float(probabilities.max())) and row["path"] == item.path
+    assert pa.Table.from_pylist([row], schema=video_schema()).column("id").to_pylist() == ["full"]
+    assert _output_layout("/x/out")[1:3] == (".parquet", "/x/out/_predict_report.json")  # "_": pyarrow skips it
     # never mixes two runs' shards: refused before the pipeline starts
     assert baseline_cli(["predict", "--run", run_dir, "--input", videos, "--output", out, "--runner", "direct"]) == 2
     assert "already exist" in capsys.readouterr().err
