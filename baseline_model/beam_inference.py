@@ -545,7 +545,8 @@ def predict_verb(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ verbs
 def inference_verb(args: argparse.Namespace, kind: str) -> int:
-    """``embed``/``predict --runner ...``: the exported model of ``--run`` (or ``--model``) over a dataset.
+    """``embed --runner ...`` (``kind="embed"``), or ``kind="predict"``: the exported model of ``--run`` (or
+    ``--model``) over a prepared dataset. (``predict --runner`` over videos is :func:`predict_verb`.)
 
     Reads ``args.run`` or ``args.model``, ``args.output`` (a folder), ``args.runner``,
     ``args.pipeline_options``, and the data: ``args.data_dir`` (prepared shards) and, when ``args.data_root``
