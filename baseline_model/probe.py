@@ -20,11 +20,14 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def probe_inputs(arrays: Dict[str, np.ndarray]) -> np.ndarray:
-    """Cached head inputs -> one ``[N, D]`` matrix: text, cover, mean of the real frames, presence."""
+    """Cached head inputs -> one ``[N, D]`` matrix: text, cover, mean of the real frames, presence (and, for
+    an audio run, the mean of the sound windows' musicnn embeddings)."""
     mask = arrays["frame_mask"].astype(np.float32)[..., None]
     frames = (arrays["frame_features"] * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
-    return np.concatenate([arrays["text_features"], arrays["cover_features"], frames, arrays["presence"]],
-                          axis=1).astype(np.float32)
+    parts = [arrays["text_features"], arrays["cover_features"], frames, arrays["presence"]]
+    if "audio_features" in arrays:
+        parts.append(arrays["audio_features"].mean(axis=1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 class LinearProbe:

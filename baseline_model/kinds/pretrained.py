@@ -11,6 +11,7 @@ from typing import Sequence
 
 from baseline_model.config import ClassifierConfig, TrainConfig, field_default
 from baseline_model.kinds.base import ModelKind, TrainingPlan
+from data_interface_for_model.cli import add_audio, audio_windows
 
 IMAGE_WEIGHTS = ("offline", "imagenet", "none")
 
@@ -32,6 +33,10 @@ class PretrainedConfig(ClassifierConfig):
       feature_cache: train the head on cached encoder features when the encoders are frozen and pretrained.
       probe_ensemble: with cached features, fit the linear probe on the training split (its ``C`` picked
         on the validation split) and average its probabilities with the fusion head's at inference.
+      audio_windows: 0, or the clip's sound as a fourth modality: this many 3 s log-mel windows (the
+        prepared audio config ``frames{T}_size{S}_audio{N}``) through frozen musicnn
+        (:mod:`baseline_model.models.audio_branch`); needs the feature cache.
+      audio_model: musicnn's checkpoint (``MTT_musicnn`` or ``MSD_musicnn``).
     """
 
     kind = "pretrained"
@@ -44,11 +49,19 @@ class PretrainedConfig(ClassifierConfig):
     fine_tune_top_layers: int = 0
     feature_cache: bool = True
     probe_ensemble: bool = True
+    audio_windows: int = 0
+    audio_model: str = "MTT_musicnn"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.image_weights not in IMAGE_WEIGHTS:
             raise ValueError(f"unknown image weights {self.image_weights!r}; expected one of {IMAGE_WEIGHTS}")
+        if self.audio_windows < 0:
+            raise ValueError(f"audio_windows must be >= 0, got {self.audio_windows}")
+        if self.audio_windows and not (self.feature_cache and self.fine_tune_top_layers == 0
+                                       and self.image_weights != "none"):
+            raise ValueError("--audio trains the head on cached encoder features: it cannot be combined with "
+                             "--no-feature-cache, --fine-tune-top-layers or --image-weights none")
 
 
 #: A pretrained model trained end to end: the whole classifier's weights, loaded into the architecture
@@ -80,12 +93,14 @@ class Pretrained(ModelKind):
                            help="train the pretrained model end to end instead of on cached encoder features")
         group.add_argument("--no-probe-ensemble", dest="probe_ensemble", action="store_false",
                            help="the fusion head alone, without the linear probe averaged in at inference")
+        add_audio(group, help="the clip's sound as a fourth modality (frozen musicnn; prepares the audio config)")
 
     @classmethod
     def config_kwargs(cls, args: argparse.Namespace) -> dict:
         return dict(embedding_dim=args.embedding_dim, text_preset=args.text_preset,
                     image_weights=args.image_weights, fine_tune_top_layers=args.fine_tune_top_layers,
-                    feature_cache=args.feature_cache, probe_ensemble=args.probe_ensemble)
+                    feature_cache=args.feature_cache, probe_ensemble=args.probe_ensemble,
+                    audio_windows=audio_windows(args))
 
     @property
     def uses_feature_cache(self) -> bool:

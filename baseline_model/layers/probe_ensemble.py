@@ -20,9 +20,11 @@ class LinearProbeEnsemble(keras.layers.Layer):
     """Average a head's probabilities with those of a fitted linear probe, at inference only.
 
     Inputs: ``[probabilities [B, C], text_features [B, Dt], cover_features [B, Di], frame_features
-    [B, T, Di], frame_mask [B, T], presence [B, 3]]``. The probe's input is what
-    :func:`baseline_model.probe.probe_inputs` computes (text, cover, the mean of the real frames, presence;
-    ``D = Dt + 2 Di + 3``), standardised, then an affine map to ``C`` logits and a softmax.
+    [B, T, Di], frame_mask [B, T], presence [B, 3]]``, and for an audio run ``presence [B, 4]`` and a
+    seventh input, ``audio_features [B, P, Da]``. The probe's input is what
+    :func:`baseline_model.probe.probe_inputs` computes (text, cover, the mean of the real frames, presence,
+    then the mean of the sound windows; ``D = Dt + 2 Di + 3``, or ``Dt + 2 Di + 4 + Da``), standardised,
+    then an affine map to ``C`` logits and a softmax.
 
     In training the head's probabilities pass unchanged, so the head learns from its own loss and the two
     stay independent members of an ensemble; at inference (and so in validation, evaluation and export)
@@ -42,19 +44,23 @@ class LinearProbeEnsemble(keras.layers.Layer):
         self.bias = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="bias")
         super().build(input_shape)
 
-    def probe_probabilities(self, text, cover, frames, frame_mask, presence):
+    def probe_probabilities(self, text, cover, frames, frame_mask, presence, audio=None):
         """The probe alone: ``[B, C]``."""
         mask = ops.expand_dims(ops.cast(frame_mask, frames.dtype), -1)
         mean_frames = ops.sum(frames * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
-        x = ops.concatenate([text, cover, mean_frames, ops.cast(presence, text.dtype)], axis=-1)
+        parts = [text, cover, mean_frames, ops.cast(presence, text.dtype)]
+        if audio is not None:
+            parts.append(ops.mean(audio, axis=1))
+        x = ops.concatenate(parts, axis=-1)
         logits = ops.matmul((x - self.mean) / self.scale, self.kernel) + self.bias
         return ops.softmax(logits, axis=-1)
 
     def call(self, inputs, training=None):
-        probabilities, text, cover, frames, frame_mask, presence = inputs
+        probabilities, text, cover, frames, frame_mask, presence, *audio = inputs
         if training:
             return probabilities
-        probe = ops.cast(self.probe_probabilities(text, cover, frames, frame_mask, presence), probabilities.dtype)
+        probe = ops.cast(self.probe_probabilities(text, cover, frames, frame_mask, presence, *audio),
+                         probabilities.dtype)
         return (probabilities + probe) / 2.0
 
     def set_probe(self, probe: "LinearProbe") -> None:

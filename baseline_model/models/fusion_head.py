@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Optional
 
 import keras
 
+from baseline_model.encoders.musicnn import EMBEDDING_DIM
 from baseline_model.layers import AttentionPooling, GatedModalityFusion, LinearProbeEnsemble, ModalityDropout
+from baseline_model.models.audio_branch import AUDIO_FEATURES, project_audio
 from data_interface_for_model.categories import NUM_CLASSES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,15 +32,22 @@ def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
     ``frame_features [B, T, image_dim]``, ``presence [B, 3]`` (text, cover, video in {0, 1}),
     ``frame_mask [B, T]``. Output: probabilities ``[B, num_classes]``; the layer ``embedding`` gives the
     ``[B, embedding_dim]`` penultimate embedding.
+
+    An audio run (``config.audio_windows = P > 0``) also takes ``audio_features [B, P, 200]`` (musicnn's
+    embedding of each log-mel window) and a fourth presence column: sound is a fourth modality of the gated
+    fusion and of modality dropout (:mod:`baseline_model.models.audio_branch`).
     """
     d, t = config.fusion_dim, config.num_frames
+    windows = getattr(config, "audio_windows", 0)
     inputs = {
         "text_features": keras.Input((text_dim,), name="text_features"),
         "cover_features": keras.Input((image_dim,), name="cover_features"),
         "frame_features": keras.Input((t, image_dim), name="frame_features"),
-        "presence": keras.Input((3,), name="presence"),
+        "presence": keras.Input((4 if windows else 3,), name="presence"),
         "frame_mask": keras.Input((t,), name="frame_mask"),
     }
+    if windows:
+        inputs[AUDIO_FEATURES] = keras.Input((windows, EMBEDDING_DIM), name=AUDIO_FEATURES)
     presence = ModalityDropout(config.modality_dropout, seed=17, name="modality_dropout")(inputs["presence"])
 
     def project(x, name):
@@ -51,14 +60,22 @@ def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
     video = AttentionPooling(128, name="temporal_pooling")(frames, frame_mask=inputs["frame_mask"])
     video = keras.layers.Dense(d, activation="gelu", name="video_projection")(video)
 
-    fused = GatedModalityFusion(d, name="fusion")([text, cover, video, presence])
+    modalities = [text, cover, video]
+    if windows:
+        modalities.append(project_audio(inputs[AUDIO_FEATURES], d))
+    fused = GatedModalityFusion(d, name="fusion")([*modalities, presence])
     fused = keras.layers.Dropout(config.dropout, name="fusion_dropout")(fused)
     embedding = keras.layers.Dense(config.embedding_dim, name="embedding")(fused)
     hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(keras.layers.Activation("gelu")(embedding))
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(hidden)
     if probe is not None:
-        ensemble = LinearProbeEnsemble(text_dim + 2 * image_dim + 3, num_classes, name="probe_ensemble")
-        probabilities = ensemble([probabilities, inputs["text_features"], inputs["cover_features"],
-                                  inputs["frame_features"], inputs["frame_mask"], inputs["presence"]])
+        members = [probabilities, inputs["text_features"], inputs["cover_features"], inputs["frame_features"],
+                   inputs["frame_mask"], inputs["presence"]]
+        probe_dim = text_dim + 2 * image_dim + 3
+        if windows:  # the probe also reads the fourth presence column and the mean sound embedding
+            members.append(inputs[AUDIO_FEATURES])
+            probe_dim += 1 + EMBEDDING_DIM
+        ensemble = LinearProbeEnsemble(probe_dim, num_classes, name="probe_ensemble")
+        probabilities = ensemble(members)
         ensemble.set_probe(probe)
     return keras.Model(inputs, probabilities, name="fusion_head")

@@ -27,6 +27,8 @@ class Encoders:
 
     text: keras.Model
     image: keras.Model
+    #: musicnn over one log-mel window ``[B, 187, 96]`` -> ``[B, 200]`` (audio runs only).
+    audio: keras.Model | None = None
 
     @property
     def text_dim(self) -> int:
@@ -47,7 +49,12 @@ def build_encoders(config: "PretrainedConfig") -> Encoders:
     freeze_top_layers(text, config.fine_tune_top_layers)
     if weights is not None:  # a randomly initialised MobileNetV2 stays trainable: freezing it would be useless
         freeze_top_layers(image, config.fine_tune_top_layers)
-    return Encoders(text=text, image=image)
+    audio = None
+    if getattr(config, "audio_windows", 0):
+        from baseline_model.models.audio_branch import build_audio_encoder
+
+        audio = build_audio_encoder(config.audio_model)
+    return Encoders(text=text, image=image, audio=audio)
 
 
 def encode_raw_inputs(encoders: Encoders, config: "PretrainedConfig"):
@@ -66,6 +73,10 @@ def encode_raw_inputs(encoders: Encoders, config: "PretrainedConfig"):
         "presence": presence,
         "frame_mask": frame_mask,
     }
+    if getattr(config, "audio_windows", 0):  # + inputs["audio"], features["audio_features"], presence [B, 4]
+        from baseline_model.models.audio_branch import add_audio_features
+
+        add_audio_features(inputs, features, encoders.audio, config.audio_windows)
     return inputs, features
 
 
