@@ -339,15 +339,16 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_video(indexed, num_frames: int, size: int):
-    """Decode one video on a worker with ``predict``'s own decoding: ``((index, VideoInput), signature inputs)``
-    on the main output, or a skipped-item JSON line on the ``skipped`` output (counted in ``decode_error``)."""
+def decode_video(row: Dict[str, Any], num_frames: int, size: int):
+    """Decode one video (a line of the input list: ``index`` and the ``VideoInput`` fields) on a worker with
+    ``predict``'s own decoding: ``((index, VideoInput), signature inputs)`` on the main output, or a
+    skipped-item JSON line on the ``skipped`` output (counted in ``decode_error``)."""
     from apache_beam import pvalue
     from apache_beam.metrics import Metrics
 
-    from baseline_model.predict import UNREADABLE, decode_item
+    from baseline_model.predict import UNREADABLE, VideoInput, decode_item
 
-    index, item = indexed
+    index, item = row["index"], VideoInput(row["path"], row["item_id"], row["cover"], row["brief"])
     try:
         brief, cover, frames = decode_item(item, num_frames, size)
     except UNREADABLE as exc:
@@ -468,7 +469,13 @@ def predict_with_beam(
 
     from baseline_model.config import load_run_config
     from baseline_model.predict import CSV_COLUMNS, VIDEO_EXTENSIONS, iter_inputs
-    from data_interface_for_model.beam_prepare import _read_skipped, _remove_tree, _write_text, read_counters
+    from data_interface_for_model.beam_prepare import (
+        _read_skipped,
+        _remove_tree,
+        _write_text,
+        read_counters,
+        read_listed,
+    )
 
     beam_options = beam_options or BeamOptions()
     items = list(iter_inputs(inputs))  # paths only, on the launcher: the pixels are decoded on the workers
@@ -491,8 +498,9 @@ def predict_with_beam(
     started = time.perf_counter()
     try:
         pipeline = beam.Pipeline(options=beam_options.pipeline_options())
-        decoded = (pipeline
-                   | "ListVideos" >> beam.Create(list(enumerate(items)), reshuffle=True)
+        listed = read_listed(pipeline, "Videos", [dict(dataclasses.asdict(item), index=index)
+                                                  for index, item in enumerate(items)], _join(side, "videos.jsonl"))
+        decoded = (listed
                    | "Decode" >> beam.FlatMap(decode_video, num_frames, size).with_outputs("skipped", main="decoded"))
         _ = decoded.skipped | "WriteSkipped" >> beam.io.WriteToText(_join(side, "skipped"), file_name_suffix=".jsonl")
         results = decoded.decoded | "RunInference" >> RunInference(handler)

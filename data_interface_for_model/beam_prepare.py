@@ -328,6 +328,26 @@ def _label_set(root: str):
 
 
 # ------------------------------------------------------------------------------------------ pipeline steps
+def read_listed(pipeline, name: str, rows: Sequence[Dict[str, Any]], path: str):
+    """``rows`` (JSON-able dicts) as a PCollection, through a JSON-lines file at ``path`` the workers read.
+
+    ``beam.Create`` would embed the whole list in the job graph, and Dataflow refuses a job graph over 10 MB
+    (562,342 items make ~100 MB of it); a file is split between the workers instead and reshuffled, so the
+    decoding spreads evenly. The caller deletes the file after the run."""
+    import apache_beam as beam
+
+    _write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return (pipeline
+            | f"Read{name}" >> beam.io.ReadFromText(path)
+            | f"Parse{name}" >> beam.Map(json.loads)
+            | f"Spread{name}" >> beam.Reshuffle())
+
+
+def task_from_dict(row: Dict[str, Any]) -> ItemTask:
+    """An :class:`ItemTask` back from its ``dataclasses.asdict`` (a line of the item list)."""
+    return ItemTask(**row)
+
+
 def decode_task(task: ItemTask, num_frames: int, size: int, quality: int, max_image_pixels: Optional[int] = None):
     """Decode one item on a worker: ``(task, EncodedItem)`` on the main output, or a skipped-item JSON line
     on the ``skipped`` output (counted in the ``decode_error`` counter)."""
@@ -414,8 +434,10 @@ def _builder_class():
             if not tasks:
                 raise ValueError(f"no item of {self.root!r} could be prepared ({len(self.skipped)} skipped)")
             logger.info("%s: %d items to decode on Beam", self.root, len(tasks))
-            outputs = (pipeline
-                       | "ListItems" >> beam.Create(tasks, reshuffle=True)
+            listed = read_listed(pipeline, "Items", [dataclasses.asdict(t) for t in tasks],
+                                 _join(posixpath.dirname(self.skipped_file_prefix), "items.jsonl"))
+            outputs = (listed
+                       | "ToTask" >> beam.Map(task_from_dict)
                        | "Decode" >> beam.FlatMap(decode_task, config.num_frames, config.size, options.quality,
                                                   getattr(options, "max_image_pixels", None))
                        .with_outputs("skipped", main="decoded"))
@@ -626,4 +648,4 @@ def prepare_from_args(args: argparse.Namespace, root: str):
 
 __all__ = ["BeamOptions", "ItemTask", "METRICS_NAMESPACE", "RUNNERS", "add_runner_arguments", "is_remote",
            "options_from_args", "pipeline_option", "prepare_from_args", "prepare_with_beam", "read_counters",
-           "scan_root"]
+           "read_listed", "scan_root"]
