@@ -332,7 +332,7 @@ def read_listed(pipeline, name: str, rows: Sequence[Dict[str, Any]], path: str):
     """``rows`` (JSON-able dicts) as a PCollection, through a JSON-lines file at ``path`` the workers read.
 
     ``beam.Create`` would embed the whole list in the job graph, and Dataflow refuses a job graph over 10 MB
-    (562,342 items make ~100 MB of it); a file is split between the workers instead and reshuffled, so the
+    (562,342 items make 100 MB or more of it); a file is split between the workers instead and reshuffled, so the
     decoding spreads evenly. The caller deletes the file after the run."""
     import apache_beam as beam
 
