@@ -50,6 +50,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if sum(map(bool, (args.data_root, args.input, args.items))) != 1:
         raise cli.UsageError("embed needs one of --data-root ROOT (a prepared layout), --input PATH... (any "
                              "videos) or --items ITEMS.csv (catalog items with a title and/or a cover, no video)")
+    if args.runner and not args.data_root:
+        raise cli.UsageError("embed --runner runs over a prepared layout (--data-root ROOT); --input and --items "
+                             "embed in this process (drop --runner)")
     _check_run(args.run)
     if args.items:
         from baseline_model.embed import embed_items

@@ -67,3 +67,15 @@ def test_old_spellings_are_hidden_aliases():
     assert args.split == "validation" and args.output == "x.json"
     args = build_parser().parse_args(["export", "--run", "r", "--export-base", "m"])
     assert args.model_base == "m"
+
+
+def test_embed_refuses_a_runner_it_would_not_use(tmp_path, capsys):
+    """--runner drives Beam over a prepared layout only; with --input or --items it is refused, not ignored."""
+    from baseline_model.__main__ import main
+
+    for source in (["--input", str(tmp_path)], ["--items", str(tmp_path / "items.csv")]):
+        code = main(["embed", "--run", str(tmp_path), *source, "--output", str(tmp_path / "e.parquet"),
+                     "--runner", "direct"])
+        assert code == 2
+        assert "embed --runner runs over a prepared layout" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "e.parquet")
