@@ -1,22 +1,28 @@
-"""Serving benchmark: latency (p50/p95/p99) and requests/s for classify and recommend over REST, at
-several concurrencies, with and without server-side batching, client and server on this machine.
+"""Serving benchmark: latency (p50/p95/p99) and requests/s for classify and recommend over REST and gRPC, at
+several concurrencies, with and without batching, against the in-process call of the same model; client and
+server on this machine.
 
     python benchmarks/serving.py                          # stand-in models built here (says so)
     python benchmarks/serving.py --model-base MODELS      # real exports (classifier, recommender_bruteforce)
-    python benchmarks/serving.py --protocol grpc --tasks recommend   # the official gRPC stub instead of REST
+    python benchmarks/serving.py --model-base MODELS --recommender recommender_scann --protocol rest,grpc
+    python benchmarks/serving.py --protocol grpc --tasks recommend   # the official gRPC stub alone
 
 The server runs as its own process (``python -m serving serve``), started once without and once with
-``--enable-batching``; the client is a thread per concurrent connection (keep-alive sessions) posting one
-example per request. The reference is the same server without batching; the goal is batched >= 3x
-unbatched throughput for classify at concurrency 32.
+``--enable-batching``; each client is a thread with its own connection (keep-alive REST session or gRPC
+channel) sending one example per request. The in-process rows run the same load driver against the model
+loaded in this process exactly as the server loads it (TF1 Session callable, and the server's batcher when
+batching is on): the transport-free ceiling. The goal is batched >= 3x unbatched throughput for classify at
+concurrency 32.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -85,9 +91,21 @@ def payloads(url: str, classifier: Optional[str], recommender: str, image_size: 
     return {"classify": json.dumps(classify).encode(), "recommend": json.dumps({"instances": [history]}).encode()}
 
 
-def _drive(open_client, concurrency: int, seconds: float) -> Dict[str, float]:
+def process_cpu_seconds(pid: Optional[int] = None) -> float:
+    """User + system CPU seconds of a process so far (``/proc``; this process by default)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _drive(open_client, concurrency: int, seconds: float, cpu=process_cpu_seconds) -> Dict[str, float]:
     """``concurrency`` clients, each ``with open_client() as send:`` (the client warms itself up before it
-    yields; ``send()`` -> True on success), released at once, sending until ``seconds`` have passed."""
+    yields; ``send()`` -> True on success), released at once, sending until ``seconds`` have passed.
+    ``cpu()`` -> CPU seconds of the process serving them: its growth per request is reported as ``cpu_ms``
+    (the honest cost on a shared machine, where wall-clock rates depend on the other jobs)."""
     latencies: List[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -113,17 +131,19 @@ def _drive(open_client, concurrency: int, seconds: float) -> Dict[str, float]:
         thread.start()
     deadline[0] = time.perf_counter() + 1e9
     start_gate.wait()
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), cpu()
     deadline[0] = began + seconds
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    cpu_ms = (cpu() - cpu_before) * 1000 / max(len(latencies), 1)
     ms = np.array(latencies) * 1000
-    return {"rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+    return {"rps": len(latencies) / elapsed, "cpu_ms": cpu_ms, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99)), "n": len(latencies), "errors": errors[0]}
 
 
-def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: int = 3) -> Dict[str, float]:
+def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: int = 3,
+             cpu=process_cpu_seconds) -> Dict[str, float]:
     @contextlib.contextmanager
     def open_client():
         with requests.Session() as session:
@@ -131,7 +151,7 @@ def run_load(url: str, body: bytes, concurrency: int, seconds: float, warmup: in
                 session.post(url, data=body, timeout=120)
             yield lambda: session.post(url, data=body, timeout=120).status_code == 200
 
-    return _drive(open_client, concurrency, seconds)
+    return _drive(open_client, concurrency, seconds, cpu)
 
 
 def grpc_request(model: str, body: bytes):
@@ -153,7 +173,8 @@ def grpc_request(model: str, body: bytes):
     return request
 
 
-def run_grpc_load(target: str, request, concurrency: int, seconds: float, warmup: int = 3) -> Dict[str, float]:
+def run_grpc_load(target: str, request, concurrency: int, seconds: float, warmup: int = 3,
+                  cpu=process_cpu_seconds) -> Dict[str, float]:
     """As :func:`run_load`, over gRPC: one channel per client, the official stub."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -173,6 +194,45 @@ def run_grpc_load(target: str, request, concurrency: int, seconds: float, warmup
                     return False
 
             yield send
+
+    return _drive(open_client, concurrency, seconds, cpu)
+
+
+@contextlib.contextmanager
+def loaded_in_process(model_dir: str, body: bytes, batching):
+    """The newest version of ``model_dir`` loaded in this process exactly as the server loads it (Session
+    callable, warm-up, the server's batcher when ``batching`` is given); yields ``send() -> bool`` for
+    :func:`_drive`, one example (``body``, a row-format JSON request) per call."""
+    from serving.layout import list_versions
+    from serving.model_manager import ServableVersion, import_custom_ops
+    from serving.tensor_json import decode_request, loads
+
+    import_custom_ops()
+    versions = list_versions(model_dir)
+    servable = ServableVersion(os.path.basename(model_dir), max(versions), versions[max(versions)])
+    servable.load(batching)
+    try:
+        signature = servable.signature("serving_default")
+        arrays, _ = decode_request(loads(body), signature)
+
+        def send() -> bool:
+            try:
+                return bool(servable.run(signature, arrays))
+            except Exception:  # noqa: BLE001 - counted as a failed request, as the transports count theirs
+                return False
+
+        yield send
+    finally:
+        servable.drain_and_unload(5)
+
+
+def run_inprocess_load(send, concurrency: int, seconds: float, warmup: int = 3) -> Dict[str, float]:
+    """As :func:`run_load`, calling the model in this process (``send`` from :func:`loaded_in_process`)."""
+    @contextlib.contextmanager
+    def open_client():
+        for _ in range(warmup):
+            send()
+        yield send
 
     return _drive(open_client, concurrency, seconds)
 
@@ -247,7 +307,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--image-size", type=int, default=112, help="frame/cover size sent and of the stand-in")
     parser.add_argument("--num-frames", type=int, default=8, help="frames of the stand-in classifier")
     parser.add_argument("--num-items", type=int, default=10_000, help="catalogue size of the stand-in recommender")
-    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest", help="client protocol (default rest)")
+    parser.add_argument("--protocol", default="rest",
+                        help="comma-separated client protocols: rest, grpc (default rest)")
+    parser.add_argument("--no-in-process", action="store_true",
+                        help="skip the in-process rows (the model called in this process, no server)")
     parser.add_argument("--tasks", default="classify,recommend", help="comma-separated: classify, recommend")
     parser.add_argument("--no-model-cost", action="store_true",
                         help="skip the in-process ms/example of the classifier at batch sizes 1, 8, 32")
@@ -255,6 +318,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     levels = [int(c) for c in args.concurrency.split(",")]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    if not protocols or set(protocols) - {"rest", "grpc"}:
+        parser.error(f"--protocol: comma-separated rest, grpc (got {args.protocol!r})")
+    paths = protocols + ([] if args.no_in_process else ["in-process"])
+    models = {"classify": args.classifier, "recommend": args.recommender}
 
     tmp = None
     base = args.model_base
@@ -268,6 +336,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         build_standins(base, args.num_frames, args.image_size, args.num_items, classifier="classify" in tasks)
     results: Dict[tuple, Dict[str, float]] = {}
     bodies = None
+
+    def report(task, path, concurrency, batching, cell):
+        results[(task, path, concurrency, batching)] = cell
+        print(f"  {task:9s} {path:10s} c={concurrency:<3d} batching={'on ' if batching else 'off'} "
+              f"{cell['rps']:8.1f} req/s  p50 {cell['p50']:7.1f} ms  p99 {cell['p99']:7.1f} ms  "
+              f"CPU {cell['cpu_ms']:7.2f} ms/req  errors {cell['errors']}", flush=True)
+
     try:
         for batching in (False, True):
             server = ServerProcess(base, batching, args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads)
@@ -275,22 +350,30 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if bodies is None:
                     bodies = payloads(server.url, args.classifier if "classify" in tasks else None, args.recommender,
                                       args.image_size)
-                for task, model in (("classify", args.classifier), ("recommend", args.recommender)):
-                    if task not in tasks:
-                        continue
-                    for concurrency in levels:
-                        if args.protocol == "grpc":
-                            cell = run_grpc_load(f"127.0.0.1:{server.grpc_port}", grpc_request(model, bodies[task]),
-                                                 concurrency, args.seconds)
-                        else:
-                            cell = run_load(f"{server.url}/v1/models/{model}:predict", bodies[task], concurrency,
-                                            args.seconds)
-                        results[(task, concurrency, batching)] = cell
-                        print(f"  {task:9s} c={concurrency:<3d} batching={'on ' if batching else 'off'} "
-                              f"{cell['rps']:8.1f} req/s  p50 {cell['p50']:7.1f} ms  p99 {cell['p99']:7.1f} ms  "
-                              f"errors {cell['errors']}", flush=True)
+                for task in tasks:
+                    for protocol in protocols:
+                        for concurrency in levels:
+                            cpu = functools.partial(process_cpu_seconds, server.process.pid)
+                            if protocol == "grpc":
+                                cell = run_grpc_load(f"127.0.0.1:{server.grpc_port}",
+                                                     grpc_request(models[task], bodies[task]), concurrency, args.seconds,
+                                                     cpu=cpu)
+                            else:
+                                cell = run_load(f"{server.url}/v1/models/{models[task]}:predict", bodies[task],
+                                                concurrency, args.seconds, cpu=cpu)
+                            report(task, protocol, concurrency, batching, cell)
             finally:
                 server.stop()
+            if not args.no_in_process:  # the server is stopped: the machine is this process's alone
+                from serving.batching import BatchingConfig
+
+                config = BatchingConfig(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads) \
+                    if batching else None
+                for task in tasks:
+                    with loaded_in_process(os.path.join(base, models[task]), bodies[task], config) as send:
+                        for concurrency in levels:
+                            report(task, "in-process", concurrency, batching,
+                                   run_inprocess_load(send, concurrency, args.seconds))
         costs = None if args.no_model_cost or "classify" not in tasks else model_cost(
             os.path.join(base, args.classifier), bodies["classify"])
     finally:
@@ -298,18 +381,22 @@ def main(argv: Optional[List[str]] = None) -> int:
             tmp.cleanup()
 
     print()
-    print(f"{args.protocol.upper() if args.protocol == 'rest' else 'gRPC'}, 1 example per request, {args.seconds:.0f} s per cell, {os.cpu_count()} CPU(s); batching: max_batch_size "
-          f"{args.max_batch_size}, batch_timeout_micros {args.batch_timeout_micros}, {args.num_batch_threads} batch thread(s)"
-          + ("; STAND-IN models" if tmp else f"; models from {args.model_base}"))
-    header = ("| task | clients | unbatched req/s | p50 / p95 / p99 ms | batched req/s | p50 / p95 / p99 ms "
-              "| batched / unbatched |")
-    print(header)
-    print("|" + "---|" * 7)
+    print(f"{', '.join(paths)}; 1 example per request, {args.seconds:.0f} s per cell, {os.cpu_count()} CPU(s); "
+          f"batching: max_batch_size {args.max_batch_size}, batch_timeout_micros {args.batch_timeout_micros}, "
+          f"{args.num_batch_threads} batch thread(s)"
+          + ("; STAND-IN models" if tmp else f"; models from {args.model_base}: "
+             + ", ".join(models[t] for t in tasks)))
+    print("| task | path | clients | unbatched req/s | p50 / p99 ms | CPU ms/req | batched req/s | p50 / p99 ms "
+          "| CPU ms/req | batched / unbatched req/s |")
+    print("|" + "---|" * 10)
     for task in tasks:
-        for concurrency in levels:
-            off, on = results[(task, concurrency, False)], results[(task, concurrency, True)]
-            print(f"| {task} | {concurrency} | {off['rps']:.1f} | {off['p50']:.1f} / {off['p95']:.1f} / {off['p99']:.1f} "
-                  f"| {on['rps']:.1f} | {on['p50']:.1f} / {on['p95']:.1f} / {on['p99']:.1f} | {on['rps'] / off['rps']:.2f}x |")
+        for path in paths:
+            for concurrency in levels:
+                off, on = results[(task, path, concurrency, False)], results[(task, path, concurrency, True)]
+                print(f"| {task} | {path} | {concurrency} | {off['rps']:.1f} | {off['p50']:.1f} / {off['p99']:.1f} "
+                      f"| {off['cpu_ms']:.2f} | {on['rps']:.1f} | {on['p50']:.1f} / {on['p99']:.1f} | {on['cpu_ms']:.2f} "
+                      f"| {on['rps'] / off['rps']:.2f}x |")
+    print("CPU ms/req: the server process's CPU time per request (REST, gRPC), or this process's (in-process)")
     if costs:
         print("\nclassifier in-process, no server: " + ", ".join(
             f"batch {n}: {ms:.1f} ms/example" for n, ms in costs.items())
@@ -317,9 +404,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     errors = sum(cell["errors"] for cell in results.values())
     top = max(levels)
     if "classify" in tasks:
-        ratio = results[("classify", top, True)]["rps"] / results[("classify", top, False)]["rps"]
+        ratio = results[("classify", paths[0], top, True)]["rps"] / results[("classify", paths[0], top, False)]["rps"]
         verdict = "met" if ratio >= 3 else "NOT met"
-        print(f"\nclassify at concurrency {top}: batched {ratio:.2f}x unbatched (goal >= 3x: {verdict})")
+        print(f"\nclassify at concurrency {top} ({paths[0]}): batched {ratio:.2f}x unbatched (goal >= 3x: {verdict})")
     print(f"{errors} failed requests")
     return 0 if errors == 0 else 1
 

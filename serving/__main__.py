@@ -32,6 +32,19 @@ def _batching(args: argparse.Namespace):
                           args.max_enqueued_batches)
 
 
+def _serve_batching(args: argparse.Namespace):
+    """``serve``'s batching: none without ``--enable-batching``; else ``--batching-parameters-file``, else
+    ``MODELS/batching_parameters.txt`` when ``export --enable-batching`` wrote one, else the batching flags."""
+    from serving.tf_serving_configs import read_batching_parameters
+
+    if not args.enable_batching:
+        return None
+    parameters = args.batching_parameters_file or os.path.join(args.model_base, "batching_parameters.txt")
+    if args.batching_parameters_file or os.path.isfile(parameters):
+        return read_batching_parameters(parameters)
+    return _batching(args)
+
+
 # ----------------------------------------------------------------------------------------------- export
 def cmd_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -137,13 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = _models_to_serve(args)  # bad input fails before TensorFlow loads
     from serving.limits import limits_from_args
     from serving.server import ServerConfig
-    from serving.tf_serving_configs import read_batching_parameters
 
-    batching = _batching(args)
-    parameters = args.batching_parameters_file or os.path.join(args.model_base, "batching_parameters.txt")
-    if args.enable_batching and (args.batching_parameters_file or os.path.isfile(parameters)):
-        batching = read_batching_parameters(parameters)  # what `export --enable-batching` wrote
-
+    batching = _serve_batching(args)
     _configure_access_log(args.access_log)
     logging.getLogger("serving.model_manager").setLevel(logging.INFO)
     config = ServerConfig(host=args.host, rest_port=None if args.no_rest else args.rest_port,

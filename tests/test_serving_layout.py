@@ -123,6 +123,23 @@ def test_serve_verb_refuses_bad_input(tmp_path, capsys):
     assert "unknown model 'other'" in capsys.readouterr().err
 
 
+def test_serve_reads_the_batching_parameters_that_export_wrote(tmp_path):
+    from serving.__main__ import _serve_batching, build_parser
+    from serving.batching import BatchingConfig
+    from serving.export import write_serving_configs
+
+    base = str(tmp_path)
+    os.makedirs(os.path.join(base, "m", "1"))
+    open(os.path.join(base, "m", "1", "saved_model.pb"), "wb").close()
+    serve = lambda *flags: _serve_batching(build_parser().parse_args(["serve", "--model-base", base, *flags]))  # noqa: E731
+    assert serve() is None
+    assert serve("--enable-batching", "--max-batch-size", "4") == BatchingConfig(max_batch_size=4)
+    write_serving_configs(base, BatchingConfig(max_batch_size=16, batch_timeout_micros=500))
+    assert serve("--enable-batching").max_batch_size == 16  # MODELS/batching_parameters.txt, from export
+    assert serve("--enable-batching").batch_timeout_micros == 500
+    assert serve() is None  # the file alone does not turn batching on
+
+
 # ----------------------------------------------------------------------------------------------- batching
 def test_batcher_merges_concurrent_requests_and_isolates_failures():
     calls = []
