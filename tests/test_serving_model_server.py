@@ -72,6 +72,16 @@ def test_docker_style_invocation(base, tmp_path):
     assert process.returncode == 0, err[-2000:]
 
 
+def test_model_server_binds_all_interfaces_as_tf_serving_and_serve_stays_local():
+    from serving.__main__ import build_parser
+
+    parser = build_parser()
+    tf_serving_way = parser.parse_args(["model-server", "--model_name=m", "--model_base_path=/models/m",
+                                        "--rest_api_num_threads=8"])
+    assert tf_serving_way.host == "0.0.0.0" and tf_serving_way.port == 8500 and tf_serving_way.rest_api_num_threads == 8
+    assert parser.parse_args(["serve", "--model-base", "models"]).host == "127.0.0.1"
+
+
 def test_model_server_refuses_bad_flags(tmp_path):
     from serving import __main__ as cli
 
