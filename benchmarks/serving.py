@@ -381,7 +381,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             tmp.cleanup()
 
     print()
-    print(f"{', '.join(paths)}; 1 example per request, {args.seconds:.0f} s per cell, {os.cpu_count()} CPU(s); "
+    print(f"{', '.join(paths)}; 1 example per request, {args.seconds:g} s per cell, {os.cpu_count()} CPU(s); "
           f"batching: max_batch_size {args.max_batch_size}, batch_timeout_micros {args.batch_timeout_micros}, "
           f"{args.num_batch_threads} batch thread(s)"
           + ("; STAND-IN models" if tmp else f"; models from {args.model_base}: "
