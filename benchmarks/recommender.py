@@ -18,10 +18,11 @@ OUT/sim/interactions.csv (the simulator's sessions, transitions and popularity d
 
 Scaling::
 
-    python benchmarks/recommender.py scale --sizes 10000,100000 --output OUT/scale
+    python benchmarks/recommender.py scale --logs A.inter,B.inter [--sizes 10000] --output OUT/scale
 
-simulates logs of about that many interactions and times train (fixed epochs, bag tower, ID-only baseline
-included) and evaluate (every baseline) on each.
+times train (fixed epochs, bag tower by default, ID-only baseline included) and evaluate (every baseline, test
+split) on each real log (RecBole .inter, with its .item catalog) and on simulated logs of about ``--sizes``
+interactions; wall and CPU seconds and the load average beside them.
 """
 from __future__ import annotations
 
@@ -171,21 +172,56 @@ def quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def scale(args: argparse.Namespace) -> int:
+    """Train + evaluate wall and CPU time by log size: real logs (``--logs``: RecBole ``.inter`` files, their
+    sibling ``.item`` catalog used when present) and/or simulated logs of about ``--sizes`` interactions."""
+    from retrieval.towers import TowerConfig
     from retrieval.train import DataSource, TrainConfig
 
-    rows = ["| interactions | users | items | train s | evaluate s | epochs |", "|---:|---:|---:|---:|---:|---:|"]
-    for size in [int(s) for s in args.sizes.split(",") if s]:
+    sources = []
+    for path in [p for p in (args.logs or "").split(",") if p]:
+        item = os.path.splitext(path)[0] + ".item"
+        sources.append((os.path.basename(os.path.splitext(path)[0]),
+                        DataSource(interactions=path, catalog=item if os.path.isfile(item) else None), None))
+    for size in [int(s) for s in (args.sizes or "").split(",") if s]:
         users = max(size // 18, 10)  # the simulator's mean sequence length is 18
         items = max(min(size // 50, 5000), 200)
         data = simulate(os.path.join(args.output, f"sim{size}"), items, users, seed=args.seed)
-        config = TrainConfig(epochs=args.epochs, patience=0)
-        out = _train_eval(DataSource(interactions=data["interactions"], embeddings=data["embeddings"]),
-                          os.path.join(args.output, f"run{size}"), config, splits=("test",))
-        rows.append(f"| {data['interactions_count']} | {users} | {items} | {out['train_s']:.0f} | "
-                    f"{out['evaluate_s']:.0f} | {out['summary']['epochs']} |")
+        sources.append((f"simulated {size}", DataSource(interactions=data["interactions"],
+                                                        embeddings=data["embeddings"]), None))
+    config = TrainConfig(tower=TowerConfig(query=args.tower), epochs=args.epochs, patience=0)
+    rows = ["| log | interactions | users | items | train s (2 models) | s / epoch / model | evaluate s | "
+            "CPU s | load avg | test HR@10 (model / best baseline) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    report = []
+    for name, source, _ in sources:
+        load_before = os.getloadavg()[0]
+        cpu = _cpu_seconds()
+        out = _train_eval(source, os.path.join(args.output, f"run_{len(report)}"), config, splits=("test",))
+        cpu = _cpu_seconds() - cpu
+        load = (load_before + os.getloadavg()[0]) / 2
+        summary, test = out["summary"], out["results"]["test"]
+        main = test["all"][test["main"]]["HR@10"]
+        best = max((v["HR@10"], k) for k, v in test["all"].items() if k != test["main"])
+        per_epoch = out["train_s"] / (2 * summary["epochs"])
+        report.append({"log": name, "summary": summary, "train_s": out["train_s"], "evaluate_s": out["evaluate_s"],
+                       "cpu_s": cpu, "load": load, "test": test})
+        rows.append(f"| {name} | {summary['interactions']:,} | {summary['users']:,} | {summary['items']:,} | "
+                    f"{out['train_s']:.0f} | {per_epoch:.0f} | {out['evaluate_s']:.0f} | {cpu:.0f} | {load:.1f} | "
+                    f"{main:.4f} / {best[0]:.4f} ({best[1]}) |")
         print(rows[-1], flush=True)
-    print("\n".join(rows))
+    text = "\n".join(rows)
+    print(text)
+    with open(os.path.join(args.output, "scale.md"), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    with open(os.path.join(args.output, "scale.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, default=str)
     return 0
 
 
@@ -218,8 +254,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--output", required=True)
     p.set_defaults(func=lambda a: print(json.dumps(simulate(a.output, a.items, a.users, a.seed))) or 0)
     p = verbs.add_parser("scale", help="train + evaluate wall time by log size")
-    p.add_argument("--sizes", default="10000,100000")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--logs", help="comma-separated RecBole .inter files (their .item catalogs when present)")
+    p.add_argument("--sizes", default="", help="simulated logs of about these many interactions")
+    p.add_argument("--tower", default="bag", help="query tower (default bag)")
+    p.add_argument("--epochs", type=int, default=2, help="fixed epochs (no early stopping; default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", required=True)
     p.set_defaults(func=scale)
