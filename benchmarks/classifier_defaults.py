@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: name -> (PretrainedConfig overrides, TrainConfig overrides)
 VARIANTS = {
     "default": ({}, {}),
+    "head_alone": ({"probe_ensemble": False}, {}),
+    "head_alone_strong_dropout": ({"probe_ensemble": False, "dropout": 0.5, "modality_dropout": 0.4}, {}),
     "small_head": ({"fusion_dim": 64, "embedding_dim": 64}, {}),
     "strong_dropout": ({"dropout": 0.5, "modality_dropout": 0.4}, {}),
     "no_modality_dropout": ({"modality_dropout": 0.0}, {}),

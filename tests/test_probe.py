@@ -47,9 +47,9 @@ def _feature_arrays(n, seed, classes, text_dim=4, image_dim=5, frames=3):
 
 
 def test_probe_inside_the_head_matches_scikit_learn_and_survives_saving(tmp_path):
-    """The ensemble layer holds the fitted probe exactly: the head alone in training, the mean of the head
-    and the probe at inference, the same numbers after saving and loading the head; binary and unseen
-    classes included."""
+    """The ensemble layer holds the fitted probe exactly: the head alone until activated (training and
+    validation), then the mean of the head and the probe, the same numbers after saving and loading the head;
+    binary and unseen classes included."""
     import keras
 
     from baseline_model.kinds import PretrainedConfig
@@ -62,6 +62,9 @@ def test_probe_inside_the_head_matches_scikit_learn_and_survives_saving(tmp_path
         head = build_fusion_head(config, 4, 5, num_classes=num_classes, probe=probe)
         alone = keras.Model(head.inputs, head.get_layer("probabilities").output)
         inputs = {k: v for k, v in test.items() if k != "label"}
+        # while the head trains (and early stopping validates) the probe is not blended in
+        np.testing.assert_allclose(head.predict(inputs, verbose=0), alone.predict(inputs, verbose=0), atol=1e-6)
+        head.get_layer("probe_ensemble").activate()
         expected = (alone.predict(inputs, verbose=0) + probe.predict_proba(probe_inputs(test))) / 2
         np.testing.assert_allclose(head.predict(inputs, verbose=0), expected, atol=1e-5)
         layer = head.get_layer("probe_ensemble")

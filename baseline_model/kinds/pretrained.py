@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from typing import Sequence
 
 from baseline_model.config import ClassifierConfig, TrainConfig, field_default
@@ -14,6 +15,7 @@ from baseline_model.kinds.base import ModelKind, TrainingPlan
 from data_interface_for_model.cli import add_audio, audio_windows
 
 IMAGE_WEIGHTS = ("offline", "imagenet", "none")
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -21,6 +23,8 @@ class PretrainedConfig(ClassifierConfig):
     """The pretrained classifier.
 
     Attributes:
+      dropout: dropout after the fusion and before the softmax (0.5: chosen by cross-validation on real
+        sets, docs/classifier.md).
       embedding_dim: size of the penultimate embedding.
       fusion_dim: width of each modality's projection before fusion.
       modality_dropout: probability of hiding each modality in training.
@@ -40,9 +44,10 @@ class PretrainedConfig(ClassifierConfig):
     """
 
     kind = "pretrained"
+    dropout: float = 0.5
     embedding_dim: int = 256
     fusion_dim: int = 256
-    modality_dropout: float = 0.25
+    modality_dropout: float = 0.4
     text_preset: str = "offline-minilm"
     image_weights: str = "offline"
     text_sequence_length: int = 32
@@ -154,6 +159,10 @@ class Pretrained(ModelKind):
             return None
         from baseline_model.probe import fit_probe, probe_inputs
 
+        if len(set(train_arrays["label"].tolist())) < 2:
+            logger.warning("the training split has a single label: the head is trained without the probe ensemble")
+            return None
+
         has_val = val_arrays is not None and len(val_arrays["label"]) > 0
         return fit_probe(probe_inputs(train_arrays), train_arrays["label"].astype(int),
                          probe_inputs(val_arrays) if has_val else None,
@@ -176,10 +185,16 @@ class Pretrained(ModelKind):
         model.fit(features_dataset(train_arrays, train.batch_size, shuffle=True, seed=train.seed),
                   validation_data=features_dataset(val_arrays, 64, shuffle=False), epochs=train.epochs,
                   callbacks=[stop], verbose=0)
+        from baseline_model.layers.probe_ensemble import activate_probe_ensemble
+
+        activate_probe_ensemble(model)
         return model
 
     def _save(self, model, path: str) -> None:
         if self.uses_feature_cache:
+            from baseline_model.layers.probe_ensemble import activate_probe_ensemble
+
+            activate_probe_ensemble(model)  # trained: the probe is blended in from now on
             model.save(path)  # the head alone; the frozen encoders are rebuilt from the config
         else:
             model.save_weights(path)  # the whole classifier, loaded into the rebuilt architecture

@@ -17,7 +17,7 @@ UNSEEN_CLASS_LOGIT = -1e9
 
 @keras.saving.register_keras_serializable(package="xinpianchang")
 class LinearProbeEnsemble(keras.layers.Layer):
-    """Average a head's probabilities with those of a fitted linear probe, at inference only.
+    """Average a head's probabilities with those of a fitted linear probe, once the head is trained.
 
     Inputs: ``[probabilities [B, C], text_features [B, Dt], cover_features [B, Di], frame_features
     [B, T, Di], frame_mask [B, T], presence [B, 3]]``, and for an audio run ``presence [B, 4]`` and a
@@ -26,10 +26,12 @@ class LinearProbeEnsemble(keras.layers.Layer):
     then the mean of the sound windows; ``D = Dt + 2 Di + 3``, or ``Dt + 2 Di + 4 + Da``), standardised,
     then an affine map to ``C`` logits and a softmax.
 
-    In training the head's probabilities pass unchanged, so the head learns from its own loss and the two
-    stay independent members of an ensemble; at inference (and so in validation, evaluation and export)
-    the output is the mean of the two probability vectors. The probe's parameters (``mean``, ``scale``
-    ``[D]``, ``kernel [D, C]``, ``bias [C]``) are non-trainable weights set by :meth:`set_probe`.
+    The output is ``(1 - mix) * head + mix * probe``. ``mix`` (a non-trainable weight) is 0 while the head
+    trains, so the head learns from its own loss and early stopping watches the head's own validation
+    accuracy (the two stay independent members of an ensemble); :meth:`activate` sets it to 0.5 once the
+    head is trained, before the model is saved, so evaluation, export and serving see the ensemble. In
+    training mode the head's probabilities always pass unchanged. The probe's parameters (``mean``,
+    ``scale`` ``[D]``, ``kernel [D, C]``, ``bias [C]``) are non-trainable weights set by :meth:`set_probe`.
     """
 
     def __init__(self, input_dim: int, num_classes: int, **kwargs):
@@ -42,7 +44,14 @@ class LinearProbeEnsemble(keras.layers.Layer):
         self.scale = self.add_weight(shape=(d,), initializer="ones", trainable=False, name="scale")
         self.kernel = self.add_weight(shape=(d, c), initializer="zeros", trainable=False, name="kernel")
         self.bias = self.add_weight(shape=(c,), initializer="zeros", trainable=False, name="bias")
+        self.mix = self.add_weight(shape=(), initializer="zeros", trainable=False, name="mix")
         super().build(input_shape)
+
+    def activate(self, mix: float = 0.5) -> None:
+        """Blend the probe in (``mix`` 0.5: the mean of the two; 0: the head alone)."""
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {mix}")
+        self.mix.assign(mix)
 
     def probe_probabilities(self, text, cover, frames, frame_mask, presence, audio=None):
         """The probe alone: ``[B, C]``."""
@@ -61,7 +70,8 @@ class LinearProbeEnsemble(keras.layers.Layer):
             return probabilities
         probe = ops.cast(self.probe_probabilities(text, cover, frames, frame_mask, presence, *audio),
                          probabilities.dtype)
-        return (probabilities + probe) / 2.0
+        mix = ops.cast(self.mix, probabilities.dtype)
+        return (1.0 - mix) * probabilities + mix * probe
 
     def set_probe(self, probe: "LinearProbe") -> None:
         """Copy a fitted :class:`~baseline_model.probe.LinearProbe` (scikit-learn) into the weights."""
@@ -94,3 +104,12 @@ def probe_affine(probe: "LinearProbe", num_classes: int):
     else:
         kernel[:, classes], bias[classes] = coef.T, intercept
     return kernel, bias
+
+
+def activate_probe_ensemble(model: keras.Model) -> None:
+    """Blend the probe into a trained head that has one (a no-op for a head without ``probe_ensemble``)."""
+    try:
+        layer = model.get_layer("probe_ensemble")
+    except ValueError:
+        return
+    layer.activate()
