@@ -147,6 +147,14 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
     from baseline_model import data as data_lib
 
     config = kind.config
+    if getattr(config, "audio_windows", 0):  # the build's audio config, made once (its shards key the cache)
+        from data_interface_for_model.prepare import find_dataset_dir, prepare_dataset
+
+        try:
+            find_dataset_dir(train.data_dir, config.num_frames, config.image_size, audio_patches=config.audio_windows)
+        except FileNotFoundError:
+            prepare_dataset(train.data_root, train.data_dir, num_frames=config.num_frames, size=config.image_size,
+                            seed=train.split_seed, audio_patches=config.audio_windows)
     arrays = {}
     for split in splits:
         def compute(split=split):
@@ -162,12 +170,9 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
 
 
 def _audio_dataset(train: TrainConfig, config: "PretrainedConfig", split: str) -> tf.data.Dataset:
-    """An audio run's split with its sound: the audio config of the prepared build, made once if missing."""
-    from data_interface_for_model.prepare import prepare_dataset
+    """An audio run's split with its sound (the audio config of the prepared build)."""
     from data_interface_for_model.tf_dataset import make_dataset
 
-    prepare_dataset(train.data_root, train.data_dir, num_frames=config.num_frames, size=config.image_size,
-                    seed=train.split_seed, audio_patches=config.audio_windows)
     return make_dataset(train.data_dir, split, 32, num_frames=config.num_frames, size=config.image_size,
                         shuffle=False, deterministic=True, include_id=True, audio_patches=config.audio_windows)
 
