@@ -82,8 +82,8 @@ def main(argv=None) -> int:
     for name, rate in rates.items():
         print(f"{name:<20} {rate:8.1f} clips/s")
     print(f"end to end is {rates['predict end to end'] / rates['decode limit']:.2f}x the decode limit, "
-          f"{rates['predict end to end'] / bound:.2f}x the serial bound ({bound:.1f} clips/s; includes loading "
-          f"the run, {len(summary.failed)} failed)")
+          f"{rates['predict end to end'] / bound:.2f}x the serial bound ({bound:.1f} clips/s; excludes loading "
+          f"the run, includes tracing the model's first call; {len(summary.failed)} failed)")
     return 0
 
 
