@@ -21,12 +21,18 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 def probe_inputs(arrays: Dict[str, np.ndarray]) -> np.ndarray:
     """Cached head inputs -> one ``[N, D]`` matrix: text, cover, mean of the real frames, presence (and, for
-    an audio run, the mean of the sound windows' musicnn embeddings)."""
+    an audio run, the mean of the sound windows' musicnn embeddings).
+
+    Each modality's features are multiplied by its presence column, so an absent (or masked) modality is
+    all zeros whatever its encoder made of the empty input: masking the presence (single-modality
+    evaluation) hides the modality from the probe as it does from the head."""
+    presence = arrays["presence"].astype(np.float32)
     mask = arrays["frame_mask"].astype(np.float32)[..., None]
     frames = (arrays["frame_features"] * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
-    parts = [arrays["text_features"], arrays["cover_features"], frames, arrays["presence"]]
+    parts = [arrays["text_features"] * presence[:, 0:1], arrays["cover_features"] * presence[:, 1:2],
+             frames * presence[:, 2:3], presence]
     if "audio_features" in arrays:
-        parts.append(arrays["audio_features"].mean(axis=1))
+        parts.append(arrays["audio_features"].mean(axis=1) * presence[:, 3:4])
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 

@@ -68,12 +68,18 @@ def test_probe_inside_the_head_matches_scikit_learn_and_survives_saving(tmp_path
         expected = (alone.predict(inputs, verbose=0) + probe.predict_proba(probe_inputs(test))) / 2
         np.testing.assert_allclose(head.predict(inputs, verbose=0), expected, atol=1e-5)
         layer = head.get_layer("probe_ensemble")
+        args_keys = ("text_features", "cover_features", "frame_features", "frame_mask", "presence")
         uniform = np.full((len(test["label"]), num_classes), 1.0 / num_classes, np.float32)
         args = [uniform] + [inputs[k] for k in ("text_features", "cover_features", "frame_features", "frame_mask",
                                                  "presence")]
         np.testing.assert_allclose(np.asarray(layer(args, training=True)), uniform)  # training: the head alone
         np.testing.assert_allclose(np.asarray(layer(args, training=False)),
                                    (uniform + probe.predict_proba(probe_inputs(test))) / 2, atol=1e-5)
+        # a masked modality (presence 0, as single-modality evaluation masks it) is hidden from the probe too
+        masked = dict(inputs, presence=inputs["presence"] * np.array([0, 1, 1], np.float32))
+        other = dict(masked, text_features=masked["text_features"] + 5.0)
+        np.testing.assert_allclose(layer.probe_probabilities(*[other[k] for k in args_keys]),
+                                   layer.probe_probabilities(*[masked[k] for k in args_keys]), atol=1e-6)
         path = str(tmp_path / f"head{classes}.keras")
         head.save(path)
         loaded = keras.saving.load_model(path)

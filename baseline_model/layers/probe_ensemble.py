@@ -22,7 +22,8 @@ class LinearProbeEnsemble(keras.layers.Layer):
     Inputs: ``[probabilities [B, C], text_features [B, Dt], cover_features [B, Di], frame_features
     [B, T, Di], frame_mask [B, T], presence [B, 3]]``, and for an audio run ``presence [B, 4]`` and a
     seventh input, ``audio_features [B, P, Da]``. The probe's input is what
-    :func:`baseline_model.probe.probe_inputs` computes (text, cover, the mean of the real frames, presence,
+    :func:`baseline_model.probe.probe_inputs` computes (each modality gated by its presence column: text,
+    cover, the mean of the real frames, presence,
     then the mean of the sound windows; ``D = Dt + 2 Di + 3``, or ``Dt + 2 Di + 4 + Da``), standardised,
     then an affine map to ``C`` logits and a softmax.
 
@@ -57,9 +58,10 @@ class LinearProbeEnsemble(keras.layers.Layer):
         """The probe alone: ``[B, C]``."""
         mask = ops.expand_dims(ops.cast(frame_mask, frames.dtype), -1)
         mean_frames = ops.sum(frames * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
-        parts = [text, cover, mean_frames, ops.cast(presence, text.dtype)]
+        presence = ops.cast(presence, text.dtype)  # gates each modality, as probe_inputs does
+        parts = [text * presence[:, 0:1], cover * presence[:, 1:2], mean_frames * presence[:, 2:3], presence]
         if audio is not None:
-            parts.append(ops.mean(audio, axis=1))
+            parts.append(ops.mean(audio, axis=1) * presence[:, 3:4])
         x = ops.concatenate(parts, axis=-1)
         logits = ops.matmul((x - self.mean) / self.scale, self.kernel) + self.bias
         return ops.softmax(logits, axis=-1)
