@@ -87,6 +87,11 @@ def _stream(args: argparse.Namespace, output: Optional[str], embeddings: Optiona
 def _cmd_predict(args: argparse.Namespace) -> int:
     if args.runner:  # Apache Beam RunInference over the run's exported classifier (docs/beam.md)
         _check_run(args.run)
+        from baseline_model.config import load_run_config
+
+        if getattr(load_run_config(args.run)[0], "audio_windows", 0):
+            raise cli.UsageError(f"predict --runner does not decode sound yet; {args.run} is an audio run: "
+                                 "predict it in this process (drop --runner)")
         from baseline_model.beam_inference import predict_verb
 
         return predict_verb(args)

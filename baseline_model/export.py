@@ -6,7 +6,9 @@ Inputs (every one may be empty for a missing modality):
 * ``brief``: tf.string ``[batch]``, the one-line description ("" = none);
 * ``cover``: tf.string ``[batch]``, JPEG bytes of the cover ("" = none);
 * ``frames``: tf.string ``[batch, n]``, JPEG bytes of n frames sampled across the clip ("" = missing frame;
-  any n >= 0: the model resamples to its own frame count).
+  any n >= 0: the model resamples to its own frame count);
+* ``audio`` (audio runs only): float32 ``[batch, n, 187, 96]``, musicnn log-mel windows of the sound track
+  (n = 0 or all zeros = no sound; other n resampled to the run's window count).
 
 Outputs: ``serving_default`` -> ``probabilities`` float32 ``[batch, C]``, ``label`` tf.string ``[batch]``,
 ``label_id`` int64 ``[batch]``; ``embed`` -> ``embedding`` float32 ``[batch, D]``.
@@ -23,6 +25,7 @@ import os
 from typing import Dict, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from baseline_model.run import LoadedRun, load_run
@@ -62,26 +65,56 @@ def decode_inputs(brief: tf.Tensor, cover: tf.Tensor, frames: tf.Tensor, num_fra
     return {"text": brief, "cover": covers, "frames": tf.reshape(flat, [batch, num_frames, size, size, 3])}
 
 
+def _audio_windows(run: LoadedRun) -> int:
+    return int(getattr(run.model_config, "audio_windows", 0) or 0)
+
+
 def _write_archive(run: LoadedRun, path: str, with_classifier: bool) -> None:
-    num_frames, size = run.model_config.num_frames, run.model_config.image_size
+    num_frames, size, windows = run.model_config.num_frames, run.model_config.image_size, _audio_windows(run)
     signature = [tf.TensorSpec([None], tf.string, name="brief"), tf.TensorSpec([None], tf.string, name="cover"),
                  tf.TensorSpec([None, None], tf.string, name="frames")]
+    if windows:  # an audio run also takes the clip's log-mel windows (none: no sound), docs/audio.md
+        from data_interface_for_model.audio import N_MELS, PATCH_FRAMES
+
+        signature.append(tf.TensorSpec([None, None, PATCH_FRAMES, N_MELS], tf.float32, name="audio"))
     label_names = tf.constant(list(run.labels))
     archive = keras.export.ExportArchive()
     archive.track(run.embedder)
 
-    def embed(brief, cover, frames):
+    def model_inputs(brief, cover, frames, audio):
         inputs = decode_inputs(brief, cover, frames, num_frames, size)
+        if windows:
+            from baseline_model.models.audio_branch import AUDIO_INPUT, serving_audio
+
+            inputs[AUDIO_INPUT] = serving_audio(audio, windows)
+        return inputs
+
+    def embed_all(brief, cover, frames, audio=None):
+        inputs = model_inputs(brief, cover, frames, audio)
         return {"embedding": tf.cast(run.embedder(inputs, training=False), tf.float32)}
+
+    def classify_all(brief, cover, frames, audio=None):
+        probabilities = tf.cast(run.classifier(model_inputs(brief, cover, frames, audio), training=False),
+                                tf.float32)
+        label_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(label_names, label_id)}
+
+    # an endpoint's arguments are its signature's inputs, one each
+    if windows:
+        def embed(brief, cover, frames, audio):
+            return embed_all(brief, cover, frames, audio)
+
+        def classify(brief, cover, frames, audio):
+            return classify_all(brief, cover, frames, audio)
+    else:
+        def embed(brief, cover, frames):
+            return embed_all(brief, cover, frames)
+
+        def classify(brief, cover, frames):
+            return classify_all(brief, cover, frames)
 
     if with_classifier:
         archive.track(run.classifier)
-
-        def classify(brief, cover, frames):
-            inputs = decode_inputs(brief, cover, frames, num_frames, size)
-            probabilities = tf.cast(run.classifier(inputs, training=False), tf.float32)
-            label_id = tf.argmax(probabilities, axis=-1)
-            return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(label_names, label_id)}
 
         archive.add_endpoint("serving_default", classify, input_signature=signature)
         archive.add_endpoint("embed", embed, input_signature=signature)
@@ -108,6 +141,10 @@ def export_run(run_dir: str, export_base: Optional[str] = None, version: Optiona
             jpeg = sample_jpeg(run.model_config.image_size)  # TF Serving warm-up: a full and an empty example
             example = {"brief": ["waves on a beach at sunset", ""], "cover": [jpeg, b""],
                        "frames": [[jpeg, jpeg], [b"", b""]]}
+            if _audio_windows(run):
+                from data_interface_for_model.audio import N_MELS, PATCH_FRAMES
+
+                example["audio"] = np.zeros((2, 0, PATCH_FRAMES, N_MELS), np.float32)  # no sound
             keys = ("serving_default", "embed") if with_classifier else ("serving_default",)
             write_warmup_requests(tmp, name, {key: example for key in keys})
         paths[name] = os.path.join(export_base, name, str(version))

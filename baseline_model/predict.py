@@ -151,11 +151,18 @@ def decode_item(item: VideoInput, num_frames: int, size: int) -> Tuple[str, np.n
     return read_brief(item), cover, clip.frames
 
 
-def load_item(item: VideoInput, num_frames: int, size: int) -> Dict[str, np.ndarray]:
-    """:func:`decode_item` as the model's inputs: ``{"text", "cover" [S,S,3], "frames" [T,S,S,3]}`` in [0, 1]."""
+def load_item(item: VideoInput, num_frames: int, size: int, audio_windows: int = 0) -> Dict[str, np.ndarray]:
+    """:func:`decode_item` as the model's inputs: ``{"text", "cover" [S,S,3], "frames" [T,S,S,3]}`` in [0, 1],
+    and for an audio run ``"audio" [P,187,96]``: the sound track's log-mel windows as preparation computes
+    them (zeros when the clip has no sound or silence: a missing modality, never an error)."""
     brief, cover, frames = decode_item(item, num_frames, size)
     scale = np.float32(1.0 / 255.0)
-    return {"text": brief, "cover": cover.astype(np.float32) * scale, "frames": frames.astype(np.float32) * scale}
+    loaded = {"text": brief, "cover": cover.astype(np.float32) * scale, "frames": frames.astype(np.float32) * scale}
+    if audio_windows:
+        from data_interface_for_model.audio import AudioConfig, clip_log_mel
+
+        loaded["audio"] = clip_log_mel(item.path, AudioConfig(patches=audio_windows))[0]
+    return loaded
 
 
 #: The CSV output's columns.
@@ -266,6 +273,7 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
         raise FileNotFoundError(f"no video ({', '.join(VIDEO_EXTENSIONS)}) found in {', '.join(inputs)}")
     run = load_run(run_dir)
     num_frames, size = run.model_config.num_frames, run.model_config.image_size
+    windows = int(getattr(run.model_config, "audio_windows", 0) or 0)
     top_k = max(1, min(top_k, len(run.labels)))
     model = run.predictor(with_embedding=embeddings is not None)
     writer = _Writer(output, top_k) if output else None
@@ -277,7 +285,7 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
                 tqdm(total=len(items), desc="predict", unit="clip", disable=not progress) as bar:
             for batch in _batches(items, batch_size):
                 decoded, kept = [], []
-                for item, result in zip(batch, pool.map(lambda i: _try_load(i, num_frames, size), batch)):
+                for item, result in zip(batch, pool.map(lambda i: _try_load(i, num_frames, size, windows), batch)):
                     if isinstance(result, str):
                         failed.append((item.path, result))
                         print(f"skipped {item.path}: {result}", file=sys.stderr)
@@ -290,6 +298,8 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
                 features = {"text": np.asarray([d["text"] for d in decoded], dtype=object),
                             "cover": np.stack([d["cover"] for d in decoded]),
                             "frames": np.stack([d["frames"] for d in decoded])}
+                if windows:
+                    features["audio"] = np.stack([d["audio"] for d in decoded])
                 outputs = model.predict_on_batch(features)
                 probabilities = np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)
                 if writer:
@@ -311,9 +321,9 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
 UNREADABLE = (OSError, ValueError)
 
 
-def _try_load(item: VideoInput, num_frames: int, size: int):
+def _try_load(item: VideoInput, num_frames: int, size: int, audio_windows: int = 0):
     """The decoded item, or the reason it cannot be read (never raises for a bad file)."""
     try:
-        return load_item(item, num_frames, size)
+        return load_item(item, num_frames, size, audio_windows)
     except UNREADABLE as exc:
         return str(exc) or type(exc).__name__

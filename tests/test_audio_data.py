@@ -128,3 +128,20 @@ def test_prepare_flags(tmp_path, capsys):
     assert audio_windows(parser.parse_args(["prepare", "--audio", "--audio-windows", "3"])) == 3
     assert main(["prepare", "--data-root", str(tmp_path), "--audio", "--runner", "direct"]) == 2
     assert "--runner" in capsys.readouterr().err
+
+
+def test_predict_reads_the_sound_as_preparation_stores_it(sound_build):
+    """``predict``'s decoding of an audio run gives the prepared shards' log-mel (zeros without sound)."""
+    from baseline_model.predict import iter_inputs, load_item
+    from data_interface_for_model.numpy_dataset import PreparedNumpyDataset
+
+    root, data_dir, _, _ = sound_build
+    stored = {ex["id"]: ex for ex in PreparedNumpyDataset(data_dir, "train", 2, 32, audio_patches=PATCHES)}
+    items = list(iter_inputs([root]))
+    assert len(items) == len(ITEMS)
+    for item in items:
+        loaded = load_item(item, 2, 32, audio_windows=PATCHES)
+        assert loaded["audio"].shape == (PATCHES, 187, 96)
+        np.testing.assert_allclose(loaded["audio"], stored[item.item_id]["audio"], atol=1e-4)
+        assert bool(np.any(loaded["audio"])) == (item.item_id == "s1")
+        assert "audio" not in load_item(item, 2, 32)
