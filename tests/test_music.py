@@ -44,6 +44,32 @@ def test_baselines():
     assert random.shape == (3, 4) and np.array_equal(random, metrics.random_scores(3, 4, seed=1))
 
 
+def test_category_log_prior_is_a_distribution_following_the_category():
+    train_rows = [0, 0, 0, 1, 2, 2]
+    categories, table = metrics.category_log_prior(["B", "B", "B", "A", "A", "A"], train_rows,
+                                                   ["y", "x", "x", "z"], 4)
+    assert categories == ["A", "B"] and table.shape == (3, 4)
+    np.testing.assert_allclose(np.exp(table).sum(axis=1), 1.0, rtol=1e-5)  # each row: P(track | category)
+    assert set(np.argsort(-table[0])[:2]) == {1, 2} and table[1].argmax() == 0
+    assert table[0, 2] > table[0, 1]  # within mood x, the track used more in training
+    unseen = metrics.log_prior_scores(["A", "C"], categories, table)
+    np.testing.assert_array_equal(unseen[0], table[0])
+    np.testing.assert_allclose(np.exp(unseen[1]), (np.bincount(train_rows, minlength=4) + 1) / 10, rtol=1e-5)
+
+
+def test_prior_weight_chosen_on_validation():
+    from retrieval.music.config import BETA_GRID, MatcherConfig
+    from retrieval.music.run import _choose_beta
+
+    positives = np.array([0, 1])
+    towers = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]])  # the towers alone rank both positives last
+    prior = np.log(np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]]))
+    beta, search = _choose_beta(MatcherConfig(), towers, prior, positives)
+    assert [row["beta"] for row in search] == list(BETA_GRID) and search[0]["MedR"] == 3.0
+    assert beta == 0.5  # the smallest weight that puts both positives first (0.25 does not)
+    assert _choose_beta(MatcherConfig(prior_beta=0.0), towers, prior, positives)[0] == 0.0
+
+
 # --------------------------------------------------------------------------------------------- pairs
 def test_negatives_and_popularity_weights():
     negatives = sample_negatives([0, 3, 3], num_tracks=8, negatives=100, seed=0)
@@ -139,8 +165,9 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     embeddings, index_path, pairs_path, _, _ = synthetic_world(tmp_path, videos_per_category=6)
     run = str(tmp_path / "run")
     assert main(["train", "--index", index_path, "--embeddings", embeddings, "--pairs", pairs_path,
-                 "--output", run, "--epochs", "8", "--quiet"]) == 0
-    assert "best epoch" in capsys.readouterr().out
+                 "--output", run, "--epochs", "8", "--prior-beta", "0.5", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best epoch" in out and "prior weight 0.5" in out
     for name in ("run.json", "music_index.npz", "pairs_test.csv", "test_negatives.npy", "video_popularity_test.npy",
                  "towers.weights.h5"):
         assert os.path.isfile(os.path.join(run, name)), name
@@ -154,8 +181,22 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     # the category is in the content, so the model learns at least the mood prior; random stays near chance
     assert full["two-tower"]["R@10"] > full["random"]["R@10"]
     assert full["two-tower"]["MedR"] < full["random"]["MedR"]
+    assert "towers only" in full  # the towers without the prior, beside the matcher as chosen
     loaded = load_run(run)
     assert evaluate_run(loaded, "test")["full"]["two-tower"]["R@10"] == pytest.approx(full["two-tower"]["R@10"])
+    # the score is the towers' logit plus beta * log P(track | category), the prior fitted on training pairs
+    rows, _ = loaded.rows("test")
+    vectors, labels = loaded.videos.vectors[rows], loaded.videos.labels[rows]
+    from retrieval.music.model import score_matrix
+
+    towers = score_matrix(loaded.model, vectors, loaded.index.vectors, labels) / 0.1
+    train_rows, train_tracks = loaded.rows("train")
+    categories, table = metrics.category_log_prior(loaded.videos.labels[train_rows], train_tracks,
+                                                   loaded.index.moods, len(loaded.index))
+    np.testing.assert_allclose(loaded.scores(vectors, labels),
+                               towers + 0.5 * metrics.log_prior_scores(labels, categories, table), atol=1e-4)
+    with pytest.raises(ValueError, match="categories"):
+        loaded.scores(vectors)
 
     video = loaded.splits["test"][0][0]
     assert main(["recommend", "--run", run, "--video", video, "--k", "3", "--quiet"]) == 0
@@ -167,10 +208,16 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     assert main(["export", "--run", run, "--model-base", base, "--k", "5", "--quiet"]) == 0
     path = os.path.join(base, "music_matcher", "1")
     row = loaded.videos.index_of()[video]
-    out = check_export(path, loaded.videos.vectors[[row]])
     from retrieval.music.run import recommend
 
-    ids, scores = recommend(loaded, loaded.videos.vectors[[row]], k=5)
+    # the signature takes the video's category too (label embedding + prior); the warm-up file carries it
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(path).signatures["recommend_music"]
+    assert set(signature.structured_input_signature[1]) == {"video_embedding", "video_label"}
+    assert os.path.isfile(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
+    out = check_export(path, loaded.videos.vectors[[row]], loaded.videos.labels[[row]])
+    ids, scores = recommend(loaded, loaded.videos.vectors[[row]], loaded.videos.labels[[row]], k=5)
     assert out["music_ids"].astype(str).tolist() == ids.tolist()
     np.testing.assert_allclose(out["scores"], scores, atol=1e-5)
     assert main(["export", "--run", run, "--model-base", base, "--version", "1", "--quiet"]) == 2  # immutable

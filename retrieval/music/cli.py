@@ -66,13 +66,14 @@ def _train(args: argparse.Namespace) -> int:
     from retrieval.music.run import train_run
 
     config = MatcherConfig(epochs=args.epochs, batch_size=args.batch_size, embedding_dim=args.embedding_dim,
-                           temperature=args.temperature, seed=args.seed)
+                           temperature=args.temperature, seed=args.seed, label_dim=args.label_dim,
+                           prior_beta=args.prior_beta)
     path, info = train_run(args.index, args.embeddings, args.pairs, args.output, config, negatives=args.negatives,
                            split_seed=args.seed, overwrite=args.overwrite, progress=_progress(args))
     sizes = info["sizes"]
     print(f"train: {sizes['train']}/{sizes['validation']}/{sizes['test']} pairs (train/validation/test), "
           f"{info['tracks']} tracks, best epoch {info['best_epoch']} of {config.epochs}, "
-          f"{info['train_seconds']:.1f} s -> {path}")
+          f"prior weight {info['prior_beta']:g}, {info['train_seconds']:.1f} s -> {path}")
     return 0
 
 
@@ -111,7 +112,7 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.video not in row:
         source = args.embeddings or os.path.join(args.run, "video_embeddings.npz")
         raise KeyError(f"video {args.video!r} is not in {source}")
-    ids, scores = recommend(run, table.vectors[[row[args.video]]], k=args.k)
+    ids, scores = recommend(run, table.vectors[[row[args.video]]], table.labels[[row[args.video]]], k=args.k)
     moods = run.index.mood_of()
     for rank, (music, score) in enumerate(zip(ids[0], scores[0]), start=1):
         print(f"{rank:3d}  {music}  {score:7.4f}  {moods.get(str(music), '')}")
@@ -149,7 +150,8 @@ def add_verbs(verbs) -> None:
 
     p = verbs.add_parser("train", help="train the video -> music two-tower matcher (TFRS) into a run folder",
                          description="Split the pairs 80/10/10 by video, train the two towers contrastively, keep "
-                                     "the epoch with the best validation R@10, and write a run folder with DecCM's "
+                                     "the epoch with the best validation R@10, choose the weight of the category "
+                                     "log-prior on validation, and write a run folder with DecCM's "
                                      "evaluation files (sampled negatives, inverse-popularity weights).")
     p.add_argument("--index", required=True, metavar="FILE", help="music index from `index`")
     p.add_argument("--embeddings", required=True, metavar="FILE", help="video content embeddings (.parquet or .npz)")
@@ -159,6 +161,12 @@ def add_verbs(verbs) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--embedding-dim", type=positive_int, default=64, help="tower output size (default 64)")
     p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (default 0.1)")
+    p.add_argument("--label-dim", type=int, default=16,
+                   help="size of the learned category embedding beside the content in the video tower; 0 = content "
+                        "only (default 16)")
+    p.add_argument("--prior-beta", type=float, default=None,
+                   help="weight of log P(track | category) (fitted on the training pairs) added to the towers' "
+                        "logit; default: chosen on the validation split from 0, 0.25, 0.5, 1, 2, 4, 8")
     p.add_argument("--negatives", type=positive_int, default=100,
                    help="sampled negatives per evaluation video, DecCM's protocol (default 100; at most tracks - 1)")
     p.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
@@ -186,7 +194,8 @@ def add_verbs(verbs) -> None:
     p.set_defaults(func=_recommend)
 
     p = verbs.add_parser("export", help="export a TF Serving model with a recommend_music signature",
-                         description="Write MODELS/music_matcher/<version>/ (atomic): video_embedding [B, D] -> "
+                         description="Write MODELS/music_matcher/<version>/ (atomic): video_embedding [B, D] "
+                                     "(and video_label str [B], the video's category, when the run uses it) -> "
                                      "music_ids, scores, moods [B, k].")
     add_run(p, help="music run folder to read")
     add_model_base(p)

@@ -9,11 +9,12 @@ scoring exactly as much as the positive is ranked above it), so a constant score
 
 Baselines (scores ``[N, M]``, higher is better): ``random`` (uniform noise, seeded), ``most_used`` (training
 usage count of each track), ``category_prior`` (how often the video's category used the track's mood, or
-genre, in training; usage breaks ties).
+genre, in training; usage breaks ties). ``category_log_prior`` is the same reference as a probability, the
+component the matcher's score may contain (``MatcherConfig.prior_beta``).
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -85,6 +86,37 @@ def category_prior_scores(query_categories: Sequence[str], train_categories: Seq
         per = table.get(str(category), {})
         out[i] = np.array([per.get(k, 0.0) for k in keys]) + tie
     return out
+
+
+def category_log_prior(train_categories: Sequence[str], train_rows: Sequence[int], track_keys: Sequence[str],
+                       num_tracks: int) -> Tuple[List[str], np.ndarray]:
+    """``log P(track | category)`` fitted on training pairs: ``P(key | category) * P(track | key)``, the key
+    being the track's mood (else genre; one key when there are none), both add-one smoothed.
+
+    Returns (categories, table ``[C + 1, M]``): row ``c`` for ``categories[c]``, the last row for a category
+    never seen in training (usage alone: ``log P(track)``, add-one smoothed)."""
+    keys = [str(k) for k in track_keys]
+    names = sorted(set(keys))
+    key_of = np.array([names.index(k) for k in keys], np.int64)
+    rows = np.asarray(train_rows, np.int64)
+    usage = np.bincount(rows, minlength=num_tracks).astype(np.float64) + 1.0
+    key_usage = np.bincount(key_of, weights=usage, minlength=len(names))
+    track_given_key = usage / key_usage[key_of]
+    categories = sorted({str(c) for c in train_categories})
+    counts = np.ones((len(categories), len(names)))
+    position = {c: i for i, c in enumerate(categories)}
+    for category, row in zip(train_categories, rows):
+        counts[position[str(category)], key_of[row]] += 1.0
+    key_given_category = counts / counts.sum(axis=1, keepdims=True)
+    table = np.log(key_given_category[:, key_of] * track_given_key[None, :])
+    fallback = np.log(usage / usage.sum())
+    return categories, np.concatenate([table, fallback[None, :]]).astype(np.float32)
+
+
+def log_prior_scores(query_categories: Sequence[str], categories: Sequence[str], table: np.ndarray) -> np.ndarray:
+    """``[N, M]``: the rows of :func:`category_log_prior`'s table for the queries' categories (unseen: the last)."""
+    position = {str(c): i for i, c in enumerate(categories)}
+    return np.asarray(table)[[position.get(str(c), len(categories)) for c in query_categories]]
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
