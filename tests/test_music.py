@@ -165,7 +165,7 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     embeddings, index_path, pairs_path, _, _ = synthetic_world(tmp_path, videos_per_category=6)
     run = str(tmp_path / "run")
     assert main(["train", "--index", index_path, "--embeddings", embeddings, "--pairs", pairs_path,
-                 "--output", run, "--epochs", "8", "--prior-beta", "0.5", "--quiet"]) == 0
+                 "--output", run, "--epochs", "4", "--prior-beta", "0.5", "--label-dim", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "best epoch" in out and "prior weight 0.5" in out
     for name in ("run.json", "music_index.npz", "pairs_test.csv", "test_negatives.npy", "video_popularity_test.npy",
@@ -222,6 +222,19 @@ def test_train_evaluate_recommend_export_through_the_verbs(tmp_path, capsys):
     np.testing.assert_allclose(out["scores"], scores, atol=1e-5)
     assert main(["export", "--run", run, "--model-base", base, "--version", "1", "--quiet"]) == 2  # immutable
     assert "already exists" in capsys.readouterr().err
+
+    # content only (no label embedding, prior weight 0): the signature takes the embedding alone
+    plain = str(tmp_path / "plain")
+    assert main(["train", "--index", index_path, "--embeddings", embeddings, "--pairs", pairs_path,
+                 "--output", plain, "--epochs", "1", "--prior-beta", "0", "--quiet"]) == 0
+    assert main(["export", "--run", plain, "--model-base", base, "--quiet"]) == 0
+    plain_run = load_run(plain)
+    assert not plain_run.uses_label and "towers only" not in evaluate_run(plain_run, "test")["full"]
+    signature = tf.saved_model.load(os.path.join(base, "music_matcher", "2")).signatures["recommend_music"]
+    assert set(signature.structured_input_signature[1]) == {"video_embedding"}
+    out = check_export(os.path.join(base, "music_matcher", "2"), plain_run.videos.vectors[[row]])
+    np.testing.assert_allclose(out["scores"], recommend(plain_run, plain_run.videos.vectors[[row]], k=10)[1],
+                               atol=1e-5)
 
 
 def test_verbs_reject_bad_input(tmp_path, capsys):

@@ -161,9 +161,9 @@ def add_verbs(verbs) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--embedding-dim", type=positive_int, default=64, help="tower output size (default 64)")
     p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (default 0.1)")
-    p.add_argument("--label-dim", type=int, default=16,
-                   help="size of the learned category embedding beside the content in the video tower; 0 = content "
-                        "only (default 16)")
+    p.add_argument("--label-dim", type=int, default=0,
+                   help="size of a learned category embedding beside the content in the video tower; 0 = content "
+                        "only (default 0, the demo's validation choice: docs/audio.md)")
     p.add_argument("--prior-beta", type=float, default=None,
                    help="weight of log P(track | category) (fitted on the training pairs) added to the towers' "
                         "logit; default: chosen on the validation split from 0, 0.25, 0.5, 1, 2, 4, 8")

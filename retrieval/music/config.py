@@ -29,5 +29,5 @@ class MatcherConfig:
     epochs: int = 40
     batch_size: int = 64
     seed: int = 0
-    label_dim: int = 16
+    label_dim: int = 0
     prior_beta: Optional[float] = None
