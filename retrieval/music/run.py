@@ -127,15 +127,15 @@ def _criterion(ranks: np.ndarray) -> float:
 def _choose_beta(config, towers: np.ndarray, prior: np.ndarray, positives: np.ndarray) -> Tuple[float, list]:
     """The prior weight: ``config.prior_beta`` when set, else the best of ``BETA_GRID`` on the validation
     split (the smallest on ties). ``towers`` are the validation logits, ``prior`` their log-prior rows."""
-    search = []
+    search: list = []
+    if not len(positives):  # no validation split: nothing to choose on
+        return float(config.prior_beta or 0.0), search
     for beta in BETA_GRID:
         ranks = metrics.full_ranks(towers + beta * prior, positives)
         search.append({"beta": beta, "R@10": float(np.mean(ranks <= 10)), "MedR": float(np.median(ranks)),
                        "score": _criterion(ranks)})
     if config.prior_beta is not None:
         return float(config.prior_beta), search
-    if not len(positives):
-        return 0.0, search
     return max(search, key=lambda row: (row["score"], -row["beta"]))["beta"], search
 
 
