@@ -62,13 +62,20 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
         min_seconds=args.min_seconds, max_seconds=args.max_seconds, cover_width=args.cover_width,
         cover_height=args.cover_height, ambiguous_fraction=args.ambiguous_fraction, base_url=args.base_url,
         workers=args.workers, audio=args.audio, silent_fraction=args.silent_fraction,
+        music=args.music or "", music_tone=args.music_tone, categories=tuple(args.categories or ()),
     )
-    total = 31 * config.per_category
+    if config.music and config.music != "immich" and not os.path.isdir(config.music):
+        raise FileNotFoundError(f"make-demo: --music {config.music}: no such folder (or say 'immich')")
+    categories = len(config.categories) or 31
+    total = categories * config.per_category
     with tqdm(total=total, desc="make-demo", unit="item", disable=args.quiet) as bar:
         records = make_demo_dataset(output, config, progress=bar.update)
     seconds = sum(r.duration_s for r in records)
-    print(f"make-demo: wrote {len(records)} items (31 categories x {config.per_category}, {seconds} s of video) "
-          f"to {output}")
+    print(f"make-demo: wrote {len(records)} items ({categories} categories x {config.per_category}, "
+          f"{seconds} s of video) to {output}")
+    if config.music:
+        print(f"make-demo: background music from {config.music}; pairs (video_id,music_id) -> "
+              f"{os.path.join(output, 'music_pairs.csv')}")
     return 0
 
 
@@ -194,6 +201,13 @@ def _add_make_demo(verbs) -> None:
                       help="give clips a sound track whose character depends on the category (see docs/audio.md)")
     demo.add_argument("--silent-fraction", type=float, default=0.1,
                       help="with --audio, share of clips whose track is silence (default 0.1)")
+    demo.add_argument("--music", metavar="immich|DIR",
+                      help="with --audio, real background music instead of the category tone: 'immich' (the 28 "
+                           "tracks of immich-memories-music) or a music library folder; writes ROOT/music_pairs.csv")
+    demo.add_argument("--music-tone", type=float, default=0.0,
+                      help="with --music, weight of the category tone mixed under the music (default 0: none)")
+    demo.add_argument("--categories", nargs="+", metavar="LABEL",
+                      help="make only these categories (default: all 31; ids stay those of the full dataset)")
     add_common_arguments(demo)
     demo.set_defaults(func=_cmd_make_demo)
 

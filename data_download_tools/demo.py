@@ -92,6 +92,13 @@ class DemoConfig:
       audio: give clips an AAC sound track whose character depends on the category
         (``data_interface_for_model.audio.demo_soundtrack``); the pictures stay the same.
       silent_fraction: with ``audio``, the share of clips whose track is silence (a missing modality).
+      music: with ``audio``, give clips real background music instead of the category tone: ``"immich"`` (the
+        28 tracks of the ``immich-memories-music`` wheel) or a music library folder (as ``music index
+        --library``). Each clip's track is drawn by ``retrieval.music.pairs.simulate_pairs`` (category moods,
+        style, popularity; no content term, seeded by ``seed``), a segment of the clip's length is cut from a
+        seeded offset, and the (video, music) pairs are written to ``out/music_pairs.csv``. ``""``: the tone.
+      music_tone: with ``music``, the weight of the category tone mixed under the music (default 0: none).
+      categories: make only these categories (``()``: all 31); the ids stay those of the full dataset.
     """
 
     per_category: int = 10
@@ -108,6 +115,9 @@ class DemoConfig:
     workers: int = 0
     audio: bool = False
     silent_fraction: float = 0.1
+    music: str = ""
+    music_tone: float = 0.0
+    categories: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.per_category < 1:
@@ -122,6 +132,13 @@ class DemoConfig:
             raise ValueError("fps must be at least 1")
         if not 0.0 <= self.silent_fraction <= 1.0:
             raise ValueError("silent_fraction must be in [0, 1]")
+        if self.music and not self.audio:
+            raise ValueError("music needs audio (make-demo --audio --music ...)")
+        if not 0.0 <= self.music_tone <= 1.0:
+            raise ValueError("music_tone must be in [0, 1]")
+        unknown = sorted(set(self.categories) - set(LABELS))
+        if unknown:
+            raise ValueError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +309,28 @@ def item_url(base_url: str, label: str, mp4_id: str, extension: str) -> str:
     return f"{base_url.rstrip('/')}/{urllib.parse.quote(label)}/{mp4_id}/{mp4_id}{extension}"
 
 
-def _make_item(args: Tuple[str, _ItemPlan, DemoConfig]) -> VideoRecord:
-    out, plan, config = args
+MUSIC_PAIRS_FILE = "music_pairs.csv"
+
+
+def music_library_tracks(music: str):
+    """The tracks of ``DemoConfig.music``: ``"immich"`` (the wheel's 28 tracks) or a library folder."""
+    from retrieval.music.library import immich_library_dir, scan_library
+
+    return scan_library(immich_library_dir() if music == "immich" else music)
+
+
+def demo_music_pairs(plans: Sequence[_ItemPlan], tracks, seed: int) -> List[Tuple[str, str]]:
+    """One background track per item, drawn by ``simulate_pairs`` without its content term (no embeddings
+    exist yet): category moods + style + popularity, deterministic for ``seed``."""
+    from retrieval.music.pairs import DemoPairsConfig, simulate_pairs
+
+    return simulate_pairs([p.mp4_id for p in plans], [p.label for p in plans], np.zeros((len(plans), 1)),
+                          [t.music_id for t in tracks], [t.mood for t in tracks], np.zeros((len(tracks), 1)),
+                          [t.genre for t in tracks], DemoPairsConfig(seed=seed, content=0.0))
+
+
+def _make_item(args: Tuple[str, _ItemPlan, DemoConfig, Optional[str]]) -> VideoRecord:
+    out, plan, config, music_path = args
     families = visual_families()
     rng = np.random.default_rng([config.seed, plan.category_index, plan.item_index])
     visual_label = text_label = plan.label
@@ -324,8 +361,13 @@ def _make_item(args: Tuple[str, _ItemPlan, DemoConfig]) -> VideoRecord:
 
         sound_rng = np.random.default_rng([config.seed, plan.category_index, plan.item_index, 1])
         soundtrack = demo_soundtrack(plan.category_index, seconds, sound_rng)  # the true category
-        if sound_rng.random() < config.silent_fraction:
+        if sound_rng.random() < config.silent_fraction:  # the same clips are silent with or without music
             soundtrack = np.zeros_like(soundtrack)
+        elif music_path is not None:
+            from data_interface_for_model.audio import demo_music_segment, demo_music_track, mix_demo_sound
+
+            music = demo_music_segment(demo_music_track(music_path), seconds, sound_rng)
+            soundtrack = mix_demo_sound(music, soundtrack, config.music_tone)
     encode_h264(frames, os.path.join(folder, plan.mp4_id + ".mp4"), config.fps, soundtrack)
     atomic_write_bytes(os.path.join(folder, plan.mp4_id + ".jpeg"), encode_jpeg(cover))
     write_item_txt(os.path.join(folder, plan.mp4_id + ".txt"), record)
@@ -344,8 +386,17 @@ def make_demo_dataset(
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
     plans = item_ids(config)
+    if config.categories:
+        plans = [plan for plan in plans if plan.label in config.categories]
     workers = config.workers or os.cpu_count() or 1
-    jobs = [(out, plan, config) for plan in plans]
+    pairs: List[Tuple[str, str]] = []
+    music_paths: List[Optional[str]] = [None] * len(plans)
+    if config.music:
+        tracks = music_library_tracks(config.music)
+        path_of = {t.music_id: t.path for t in tracks}
+        pairs = demo_music_pairs(plans, tracks, config.seed)
+        music_paths = [path_of[music_id] for _, music_id in pairs]
+    jobs = [(out, plan, config, path) for plan, path in zip(plans, music_paths)]
     records: List[VideoRecord] = []
     if workers == 1:
         for job in jobs:
@@ -359,5 +410,9 @@ def make_demo_dataset(
                 if progress:
                     progress(1)
     write_info_file(os.path.join(out, INFO_FILE_NAME), records)
+    if pairs:
+        from retrieval.music.pairs import write_pairs
+
+        write_pairs(os.path.join(out, MUSIC_PAIRS_FILE), pairs)
     logger.info("wrote %d demo items under %s", len(records), out)
     return records
