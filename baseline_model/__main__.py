@@ -89,7 +89,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         _check_run(args.run)
         from baseline_model.config import load_run_config
 
-        if getattr(load_run_config(args.run)[0], "audio_windows", 0):
+        if load_run_config(args.run)[0].audio_windows:
             raise cli.UsageError(f"predict --runner does not decode sound yet; {args.run} is an audio run: "
                                  "predict it in this process (drop --runner)")
         from baseline_model.beam_inference import predict_verb

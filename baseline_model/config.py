@@ -29,6 +29,8 @@ class ClassifierConfig:
     """
 
     kind: ClassVar[str] = ""
+    #: sound windows per clip: 0 for kinds without an audio branch (``PretrainedConfig`` makes it a field)
+    audio_windows = 0
     num_frames: int = defaults.FRAMES
     image_size: int = defaults.IMAGE_SIZE
     dropout: float = 0.2

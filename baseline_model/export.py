@@ -65,12 +65,9 @@ def decode_inputs(brief: tf.Tensor, cover: tf.Tensor, frames: tf.Tensor, num_fra
     return {"text": brief, "cover": covers, "frames": tf.reshape(flat, [batch, num_frames, size, size, 3])}
 
 
-def _audio_windows(run: LoadedRun) -> int:
-    return int(getattr(run.model_config, "audio_windows", 0) or 0)
-
-
 def _write_archive(run: LoadedRun, path: str, with_classifier: bool) -> None:
-    num_frames, size, windows = run.model_config.num_frames, run.model_config.image_size, _audio_windows(run)
+    config = run.model_config
+    num_frames, size, windows = config.num_frames, config.image_size, config.audio_windows
     signature = [tf.TensorSpec([None], tf.string, name="brief"), tf.TensorSpec([None], tf.string, name="cover"),
                  tf.TensorSpec([None, None], tf.string, name="frames")]
     if windows:  # an audio run also takes the clip's log-mel windows (none: no sound), docs/audio.md
@@ -141,7 +138,7 @@ def export_run(run_dir: str, export_base: Optional[str] = None, version: Optiona
             jpeg = sample_jpeg(run.model_config.image_size)  # TF Serving warm-up: a full and an empty example
             example = {"brief": ["waves on a beach at sunset", ""], "cover": [jpeg, b""],
                        "frames": [[jpeg, jpeg], [b"", b""]]}
-            if _audio_windows(run):
+            if run.model_config.audio_windows:
                 from data_interface_for_model.audio import N_MELS, PATCH_FRAMES
 
                 example["audio"] = np.zeros((2, 0, PATCH_FRAMES, N_MELS), np.float32)  # no sound

@@ -71,7 +71,7 @@ def encoder_fingerprint(config: "PretrainedConfig") -> Dict:
     if preset and os.path.isdir(preset):
         parts["text_files"] = [_file_identity(p) for p in sorted(glob.glob(os.path.join(preset, "*")))
                                if os.path.isfile(p)]
-    if getattr(config, "audio_windows", 0):  # only audio runs: the keys of other runs stay as they were
+    if config.audio_windows:  # only audio runs: the keys of other runs stay as they were
         from baseline_model.encoders.musicnn import cache_file_name
 
         parts["audio"] = {"windows": config.audio_windows, "conversion": cache_file_name(config.audio_model)}
@@ -88,7 +88,7 @@ def cache_key(config: "PretrainedConfig", data_dir: str) -> str:
     """The feature cache's key: the encoders' fingerprint and the prepared build's."""
     parts = {"encoders": encoder_fingerprint(config),
              "build": build_fingerprint(data_dir, config.num_frames, config.image_size,
-                                        getattr(config, "audio_windows", 0))}
+                                        config.audio_windows)}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -147,7 +147,7 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
     from baseline_model import data as data_lib
 
     config = kind.config
-    if getattr(config, "audio_windows", 0):  # the build's audio config, made once (its shards key the cache)
+    if config.audio_windows:  # the build's audio config, made once (its shards key the cache)
         from data_interface_for_model.prepare import find_dataset_dir, prepare_dataset
 
         try:
@@ -161,7 +161,7 @@ def feature_arrays(kind: "Pretrained", train: TrainConfig, splits: Sequence[str]
             nonlocal extractor
             extractor = extractor or kind.feature_extractor()
             dataset = (data_lib.raw_dataset(train, config, split, batch_size=32, shuffle=False, include_id=True)
-                       if not getattr(config, "audio_windows", 0) else _audio_dataset(train, config, split))
+                       if not config.audio_windows else _audio_dataset(train, config, split))
             with tqdm(desc=f"encoder features ({split})", unit="item", disable=None) as bar:
                 return compute_features(extractor, dataset, progress=bar.update)
 

@@ -165,6 +165,15 @@ def load_item(item: VideoInput, num_frames: int, size: int, audio_windows: int =
     return loaded
 
 
+def batch_inputs(decoded: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """:func:`load_item` results -> one batch of the model's inputs (``audio`` too when they carry it)."""
+    batch = {"text": np.asarray([d["text"] for d in decoded], dtype=object)}
+    for key in ("cover", "frames", "audio"):
+        if key in decoded[0]:
+            batch[key] = np.stack([d[key] for d in decoded])
+    return batch
+
+
 #: The CSV output's columns.
 CSV_COLUMNS = ("id", "path", "label", "probability", "top_labels", "top_probabilities")
 
@@ -273,7 +282,7 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
         raise FileNotFoundError(f"no video ({', '.join(VIDEO_EXTENSIONS)}) found in {', '.join(inputs)}")
     run = load_run(run_dir)
     num_frames, size = run.model_config.num_frames, run.model_config.image_size
-    windows = int(getattr(run.model_config, "audio_windows", 0) or 0)
+    windows = run.model_config.audio_windows
     top_k = max(1, min(top_k, len(run.labels)))
     model = run.predictor(with_embedding=embeddings is not None)
     writer = _Writer(output, top_k) if output else None
@@ -295,12 +304,7 @@ def predict_videos(run_dir: str, inputs: Sequence[str], output: Optional[str], t
                 bar.update(len(batch))
                 if not kept:
                     continue
-                features = {"text": np.asarray([d["text"] for d in decoded], dtype=object),
-                            "cover": np.stack([d["cover"] for d in decoded]),
-                            "frames": np.stack([d["frames"] for d in decoded])}
-                if windows:
-                    features["audio"] = np.stack([d["audio"] for d in decoded])
-                outputs = model.predict_on_batch(features)
+                outputs = model.predict_on_batch(batch_inputs(decoded))
                 probabilities = np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)
                 if writer:
                     order = np.argsort(-probabilities, axis=1)[:, :top_k]

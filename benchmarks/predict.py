@@ -39,10 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="decode threads (default 2, as predict)")
     args = parser.parse_args(argv)
 
-    import numpy as np
-
     import baseline_model  # noqa: F401  (the Keras switch)
-    from baseline_model.predict import iter_inputs, load_item, predict_videos
+    from baseline_model.predict import batch_inputs, iter_inputs, load_item, predict_videos
     from baseline_model.run import load_run
 
     items = list(iter_inputs(args.input))[: args.limit]
@@ -50,26 +48,22 @@ def main(argv=None) -> int:
         print(f"error: no video found in {args.input}", file=sys.stderr)
         return 1
     run = load_run(args.run)
-    frames, size = run.model_config.num_frames, run.model_config.image_size
+    frames, size, windows = run.model_config.num_frames, run.model_config.image_size, run.model_config.audio_windows
     print(f"{len(items)} clips, {frames} frames at {size} px, batch {args.batch_size}, {args.threads} threads, "
           f"load average {os.getloadavg()[0]:.1f}")
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
-        decoded = list(pool.map(lambda item: load_item(item, frames, size), items))
+        decoded = list(pool.map(lambda item: load_item(item, frames, size, windows), items))
     decode_s = time.perf_counter() - start
 
     model = run.predictor(with_embedding=False)
     batches = [decoded[i:i + args.batch_size] for i in range(0, len(decoded), args.batch_size)]
 
-    def as_features(batch):
-        return {"text": np.asarray([d["text"] for d in batch], dtype=object),
-                "cover": np.stack([d["cover"] for d in batch]), "frames": np.stack([d["frames"] for d in batch])}
-
-    model.predict_on_batch(as_features(batches[0]))  # trace once; not timed
+    model.predict_on_batch(batch_inputs(batches[0]))  # trace once; not timed
     start = time.perf_counter()
     for batch in batches:
-        model.predict_on_batch(as_features(batch))
+        model.predict_on_batch(batch_inputs(batch))
     model_s = time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -163,10 +163,11 @@ class Pretrained(ModelKind):
             logger.warning("the training split has a single label: the head is trained without the probe ensemble")
             return None
 
-        has_val = val_arrays is not None and len(val_arrays["label"]) > 0
-        return fit_probe(probe_inputs(train_arrays), train_arrays["label"].astype(int),
-                         probe_inputs(val_arrays) if has_val else None,
-                         val_arrays["label"].astype(int) if has_val else None, num_classes, seed=seed)
+        # fit_probe itself falls back to C = 1 when the validation split is missing or empty
+        val_x, val_y = ((probe_inputs(val_arrays), val_arrays["label"].astype(int)) if val_arrays is not None
+                        else (None, None))
+        return fit_probe(probe_inputs(train_arrays), train_arrays["label"].astype(int), val_x, val_y, num_classes,
+                         seed=seed)
 
     def fit_on_features(self, train: TrainConfig, train_arrays: dict, val_arrays: dict, num_classes: int):
         import keras

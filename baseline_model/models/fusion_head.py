@@ -38,7 +38,7 @@ def build_fusion_head(config: "PretrainedConfig", text_dim: int, image_dim: int,
     fusion and of modality dropout (:mod:`baseline_model.models.audio_branch`).
     """
     d, t = config.fusion_dim, config.num_frames
-    windows = getattr(config, "audio_windows", 0)
+    windows = config.audio_windows
     inputs = {
         "text_features": keras.Input((text_dim,), name="text_features"),
         "cover_features": keras.Input((image_dim,), name="cover_features"),

@@ -50,7 +50,7 @@ def build_encoders(config: "PretrainedConfig") -> Encoders:
     if weights is not None:  # a randomly initialised MobileNetV2 stays trainable: freezing it would be useless
         freeze_top_layers(image, config.fine_tune_top_layers)
     audio = None
-    if getattr(config, "audio_windows", 0):
+    if config.audio_windows:
         from baseline_model.models.audio_branch import build_audio_encoder
 
         audio = build_audio_encoder(config.audio_model)
@@ -73,7 +73,7 @@ def encode_raw_inputs(encoders: Encoders, config: "PretrainedConfig"):
         "presence": presence,
         "frame_mask": frame_mask,
     }
-    if getattr(config, "audio_windows", 0):  # + inputs["audio"], features["audio_features"], presence [B, 4]
+    if config.audio_windows:  # + inputs["audio"], features["audio_features"], presence [B, 4]
         from baseline_model.models.audio_branch import add_audio_features
 
         add_audio_features(inputs, features, encoders.audio, config.audio_windows)
