@@ -8,6 +8,9 @@ import os
 import numpy as np
 import pytest
 
+# the Beam extra (pip install -e ".[beam]"; CI installs it): without it these tests skip, saying why
+pytest.importorskip("apache_beam", reason="Apache Beam is an optional extra: pip install -e \".[beam]\"")
+
 from baseline_model.beam_inference import (
     SavedModelHandler,
     call_signature,

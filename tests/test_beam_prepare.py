@@ -10,6 +10,9 @@ import os
 import numpy as np
 import pytest
 
+# the Beam extra (pip install -e ".[beam]"; CI installs it): without it these tests skip, saying why
+pytest.importorskip("apache_beam", reason="Apache Beam is an optional extra: pip install -e \".[beam]\"")
+
 from data_interface_for_model import LayoutReader, read_item_txt, write_item_txt
 from data_interface_for_model.beam_prepare import (
     BeamOptions,
