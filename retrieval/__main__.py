@@ -57,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
                         dropout=args.dropout)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
                       global_negatives=args.global_negatives)
-    config = TrainConfig(tower=tower, task=task, epochs=args.epochs, batch_size=args.batch_size,
+    config = TrainConfig(tower=tower, task=task, objective=args.objective, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, warmup_fraction=args.warmup_fraction,
                          patience=args.patience, max_history=args.max_history, cold_fraction=args.cold_fraction,
                          id_only_baseline=not args.no_id_only_baseline, seed=args.seed)
@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     summary = train_run(source, args.output, config, progress=not args.quiet, overwrite=args.overwrite,
                         strategy=strategy)
     val = summary["validation"]
-    print(f"train: {summary['cleaning']}; {summary['training_examples']} examples, {summary['cold_items']} cold "
+    print(f"train: {summary['cleaning']}; {summary['training_targets']} training targets, {summary['cold_items']} cold "
           f"items, content: {summary['content']}; {args.tower} tower, {summary['epochs']} epochs (best "
           f"{summary['best_epoch']}), validation NDCG@10 {val['NDCG@10']:.4f} HR@10 {val['HR@10']:.4f}; "
           f"{summary['seconds']} s -> {args.output}")
@@ -184,7 +184,7 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS
+    from retrieval.defaults import OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -210,6 +210,10 @@ def _add_train(verbs) -> None:
     p.add_argument("--blocks", type=positive_int, default=2, help="sasrec: Transformer blocks (default 2)")
     p.add_argument("--heads", type=positive_int, default=2, help="sasrec: attention heads (default 2)")
     p.add_argument("--dropout", type=_probability, default=0.1, help="sasrec: dropout (default 0.1)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVE,
+                   help=f"every_position: each window of a user's sequence is one pass of the query tower and "
+                        f"every position a query for the next item; last_item: one pass per training "
+                        f"interaction (default {OBJECTIVE})")
     p.add_argument("--epochs", type=positive_int, default=20, help="at most (early stopping; default 20)")
     p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0: off; default 3)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")

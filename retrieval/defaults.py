@@ -10,3 +10,7 @@ QUERY_TOWER = "gru"
 REPEATS = ("keep", "first", "last")
 #: The default for reading a user's log: keep the first interaction with each item.
 REPEAT = "first"
+#: Training objectives (see :class:`retrieval.train.TrainConfig`).
+OBJECTIVES = ("every_position", "last_item")
+#: The default objective, chosen by measurement (docs/recommender.md, "Measured").
+OBJECTIVE = "every_position"

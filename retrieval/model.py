@@ -86,45 +86,65 @@ class TwoTowerModel(tfrs.Model):
         self.negative_pool = tf.constant(np.asarray(list(item_vocabulary), dtype=object).astype(str))
 
     def call(self, features: Dict[str, tf.Tensor], training: bool = False):
-        """features -> (query ``[B, E]``, candidate ``[B, E]``)."""
+        """features -> (query ``[Q, E]``, candidate ``[Q, E]``, candidate ids ``[Q]``): one row an example, or
+        with ``target_ids`` (the every-position objective) one row a window position, ``""`` where no target."""
+        if "target_ids" in features:
+            history, targets = features["history_ids"], features["target_ids"]
+            content, known = self.content(history)
+            inputs = {"history_ids": history, "history_content": content,
+                      "history_mask": tf.logical_and(known, tf.not_equal(history, ""))}
+            if "user_id" in features:
+                inputs["user_id"] = features["user_id"]
+            query = self.query_tower(inputs, training=training, every_position=True)  # [B, L, E]
+            ids = tf.reshape(targets, [-1])
+            query = tf.reshape(query, [tf.size(ids), tf.shape(query)[-1]])
+            return query, embed_items(self.candidate_tower, self.content, ids, training=training), ids
         query = embed_queries(self.query_tower, self.content, features["history_ids"],
                               features.get("user_id"), training=training)
         candidate = embed_items(self.candidate_tower, self.content, features["item_id"], training=training)
-        return query, candidate
+        return query, candidate, features["item_id"]
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Mean softmax cross-entropy of each query's own item against the batch's items (and M global
-        negatives): ``[B, B (+ M)]`` logits, the diagonal is the label.
+        negatives): ``[Q, Q (+ M)]`` logits, the diagonal is the label. With window features (the
+        every-position objective) the queries are the window positions, and positions without a target are
+        neither queries nor candidates.
 
         Under a tf.distribute strategy with several replicas, each replica's queries are scored against the
         items of the whole global batch (gathered from every replica), so the loss is the single-device
         loss of the global batch whatever the number of replicas; this replica's labels are offset by its
-        position in the gathered batch (the per-replica batches are equal: the pipeline drops a remainder)."""
+        position in the gathered batch (the per-replica batches are equal: the pipeline drops a remainder). With
+        windows each replica's loss is the mean over its own trained positions, so replicas whose windows hold
+        different numbers of targets weigh them a little differently from one device."""
         config = self.task_config
-        query, candidate = self(features, training=training)
-        ids = features["item_id"]
+        query, candidate, ids = self(features, training=training)
+        valid = tf.not_equal(ids, "")  # every row of an example batch; the trained positions of a window batch
         keys = tf.strings.to_hash_bucket_fast(ids, 2 ** 62)  # ids as int64 (strings cannot be gathered)
         probability = features.get("sampling_probability")
+        if probability is not None:
+            probability = tf.reshape(probability, [-1])
         local = tf.shape(query)[0]
         offset = 0
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
             candidate, keys_all = context.all_gather(candidate, axis=0), context.all_gather(keys, axis=0)
+            valid_all = tf.cast(context.all_gather(tf.cast(valid, tf.int32), axis=0), tf.bool)
             if probability is not None:
                 probability = context.all_gather(probability, axis=0)
         else:
-            keys_all = keys
+            keys_all, valid_all = keys, valid
         labels = tf.range(local) + offset
         logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B_global]
         batch = tf.shape(logits)[1]
         if config.logq_correction and probability is not None:
-            expected = tf.cast(batch, tf.float32) * probability
+            expected = tf.reduce_sum(tf.cast(valid_all, tf.float32)) * probability
             logits -= tf.math.log(tf.maximum(expected, 1e-9))[None, :]
         if config.remove_accidental_hits:
             same = tf.equal(keys[:, None], keys_all[None, :])
             hits = tf.logical_and(same, tf.logical_not(tf.one_hot(labels, batch, on_value=True, off_value=False)))
             logits = tf.where(hits, tf.fill(tf.shape(logits), -1e9), logits)
+        logits = tf.where(valid_all[None, :], logits, tf.fill(tf.shape(logits), -1e9))  # no target: no candidate
         if config.global_negatives > 0:
             pool = tf.shape(self.negative_pool)[0]
             picks = tf.random.uniform([config.global_negatives], 0, pool, dtype=tf.int32)
@@ -136,7 +156,8 @@ class TwoTowerModel(tfrs.Model):
             extra = tf.where(tf.equal(ids[:, None], negative_ids[None, :]), tf.fill(tf.shape(extra), -1e9), extra)
             logits = tf.concat([logits, extra], axis=1)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        return tf.reduce_mean(loss)
+        weight = tf.cast(valid, tf.float32)
+        return tf.math.divide_no_nan(tf.reduce_sum(loss * weight), tf.reduce_sum(weight))
 
     def train_step(self, inputs):
         """TFRS's step, correct under a strategy with several replicas: each replica's gradient is of its

@@ -86,6 +86,11 @@ class TrainingExamples:
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
+    @property
+    def target_count(self) -> int:
+        """Training targets (one an example)."""
+        return len(self)
+
 
 def pad_history(history: Sequence[str], length: int) -> List[str]:
     """The last ``length`` items of ``history``, left-padded with ``""``."""
@@ -106,6 +111,64 @@ def training_examples(train: Mapping[str, Sequence[str]], max_history: int) -> T
     return TrainingExamples(users=np.asarray(users, dtype=object).astype(str),
                             history=np.asarray(history, dtype=object).astype(str).reshape(len(targets), max_history),
                             targets=np.asarray(targets, dtype=object).astype(str))
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceWindows:
+    """Training windows for the every-position objective: each row is a stretch of one user's training
+    sequence, and every position of it is a query for the next item.
+
+    Attributes:
+      users: str ``[M]``.
+      history: str ``[M, L]``, items oldest first, left-padded with ``""``.
+      targets: str ``[M, L]``: ``targets[m, p]`` is the item after ``history[m, p]``, or ``""`` where that
+        position is not trained on (padding, or a target an earlier window already covered).
+    """
+
+    users: np.ndarray
+    history: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    @property
+    def target_count(self) -> int:
+        """Positions trained on (one per training interaction after a user's first)."""
+        return int(np.count_nonzero(self.targets != ""))
+
+
+def training_windows(train: Mapping[str, Sequence[str]], length: int) -> SequenceWindows:
+    """Cover every training interaction after a user's first exactly once, as the target of one window
+    position whose query sees up to ``length`` items.
+
+    A user's first window holds targets ``1..min(length, n-1)`` (each sees every item before it); each next
+    window moves ``stride = max(length // 2, 1)`` targets on and trains only on those new targets, so each of
+    them is predicted from at least ``length - stride`` items before it (the every-position training of
+    SASRec and GRU4Rec, with windows that overlap so no target loses its context at a window's start)."""
+    if length < 1:
+        raise ValueError(f"window length must be at least 1, got {length}")
+    stride = max(length // 2, 1)
+    users, history, targets = [], [], []
+    for user, items in train.items():
+        items = list(items)
+        n = len(items)
+        done = 0  # targets 1..done are covered
+        end = min(length, n - 1)
+        while done < n - 1:
+            start = max(0, end - length)  # inputs items[start:end] predict items[start+1:end+1]
+            inputs = items[start:end]
+            outs = [t if start + 1 + p > done else "" for p, t in enumerate(items[start + 1:end + 1])]
+            pad = length - len(inputs)
+            users.append(user)
+            history.append([""] * pad + inputs)
+            targets.append([""] * pad + outs)
+            done, end = end, min(end + stride, n - 1)
+    if not targets:
+        raise ValueError("no training examples: every user needs at least 2 training items (4 in all)")
+    return SequenceWindows(users=np.asarray(users, dtype=object).astype(str),
+                           history=np.asarray(history, dtype=object).astype(str).reshape(len(users), length),
+                           targets=np.asarray(targets, dtype=object).astype(str).reshape(len(users), length))
 
 
 def cases_to_arrays(cases: Sequence[EvalCase], max_history: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

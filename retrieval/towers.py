@@ -163,6 +163,19 @@ def recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:
     return tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
 
 
+def prefix_recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:
+    """mask ``[B, L]`` (1 = item) -> ``[B, L, L]``: row ``t`` holds :func:`recency_weights` of the prefix
+    ``mask[:, :t+1]`` (item ``s <= t`` weighs ``decay`` to the number of items after it up to ``t``), so row
+    ``L-1`` is ``recency_weights(mask)``; rows with no item are 0."""
+    mask = tf.cast(mask, tf.float32)
+    count = tf.cumsum(mask, axis=1)  # items up to and including each position
+    after = count[:, :, None] - count[:, None, :]  # [B, t, s]: items in (s, t]
+    length = tf.shape(mask)[1]
+    causal = tf.linalg.band_part(tf.ones([length, length]), -1, 0)[None]  # s <= t
+    weights = causal * mask[:, None, :] * tf.pow(tf.constant(decay, tf.float32), tf.maximum(after, 0.0))
+    return tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=2, keepdims=True))
+
+
 class SelfAttentionBlock(tf.keras.layers.Layer):
     """Pre-norm Transformer block: x + MHA(LN(x)) with a causal and padding mask, then x + FFN(LN(x)).
     ``[B, L, E]`` -> ``[B, L, E]``."""
@@ -203,7 +216,7 @@ class QueryTower(tf.keras.Model):
         self.gru = self.positions = None
         self.blocks = []
         if config.query == "gru":
-            self.gru = tf.keras.layers.GRU(config.embedding_dim)
+            self.gru = tf.keras.layers.GRU(config.embedding_dim, return_sequences=True)
         elif config.query == "sasrec":
             self.positions = tf.keras.layers.Embedding(config.max_positions, config.embedding_dim,
                                                        embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.02))
@@ -221,38 +234,51 @@ class QueryTower(tf.keras.Model):
             self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
 
     def _sequence(self, encoded: tf.Tensor, mask: tf.Tensor, training: Optional[bool]) -> tf.Tensor:
-        """encoded ``[B, L, E]``, mask ``[B, L]`` bool -> ``[B, E]`` by the configured kind."""
+        """encoded ``[B, L, E]``, mask ``[B, L]`` bool -> ``[B, L, E']``: at each position, the summary of the
+        items up to and including it (causal), by the configured kind."""
         if self.gru is not None:
-            return self.gru(encoded, mask=mask, training=training)
+            return self.gru(encoded, mask=mask, training=training)  # masked steps carry the state on
         if self.blocks:
-            encoded, mask = encoded[:, -self.config.max_positions:], mask[:, -self.config.max_positions:]
             length = tf.shape(encoded)[1]
             from_end = tf.range(length - 1, -1, -1)  # the most recent position is 0, whatever L is
-            x = encoded + self.positions(from_end)[None]
+            x = encoded + self.positions(tf.minimum(from_end, self.config.max_positions - 1))[None]
             x = self.input_drop(x, training=training) * tf.cast(mask, tf.float32)[..., None]
             for block in self.blocks:
                 x = block(x, mask, training=training)
-            return self.final_norm(x[:, -1])
+            return self.final_norm(x)
         weights = tf.cast(mask, tf.float32)
-        mean_w = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
-        recent_w = recency_weights(weights, self.config.recency_decay)
-        return tf.concat([tf.einsum("bl,ble->be", mean_w, encoded), tf.einsum("bl,ble->be", recent_w, encoded)],
-                         axis=-1)
+        mean = tf.math.divide_no_nan(tf.cumsum(weights[..., None] * encoded, axis=1),
+                                     tf.cumsum(weights, axis=1)[..., None])
+        return tf.concat([mean, tf.einsum("bts,bse->bte", prefix_recency_weights(weights, self.config.recency_decay),
+                                          encoded)], axis=-1)
 
-    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None,
+             every_position: bool = False) -> tf.Tensor:
+        """-> ``[B, E']`` (the query after the whole history), or with ``every_position`` ``[B, L, E']`` (the
+        query after each prefix of the history: what the every-position objective trains)."""
         mask = tf.cast(inputs["history_mask"], tf.bool)
+        if not every_position:
+            keep = self.config.max_positions if self.blocks else None  # sasrec attends over the most recent only
+            if keep is not None:
+                inputs = {k: (v[:, -keep:] if k.startswith("history") else v) for k, v in inputs.items()}
+                mask = mask[:, -keep:]
         encoded = self.items(inputs["history_ids"], inputs["history_content"], training=training)  # [B, L, E]
-        query = self.project(self._sequence(encoded, mask, training))
+        states = self._sequence(encoded, mask, training)
+        if not every_position:
+            states = states[:, -1:]
+        query = self.project(states)  # [B, L', E]
         if self.user_embedding is not None and "user_id" in inputs:
-            query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))
+            query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))[:, None, :]
         query = tf.math.l2_normalize(query, axis=-1)
         if self.skip_weight is not None:
-            weights = tf.cast(mask, tf.float32)
-            mean_w = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
+            weights = tf.cast(mask, tf.float32)[..., None]
             unit = tf.math.l2_normalize(inputs["history_content"], axis=-1)
-            skip = tf.math.l2_normalize(tf.einsum("bl,bld->bd", mean_w, unit), axis=-1)
+            skip = tf.math.l2_normalize(tf.cumsum(weights * unit, axis=1), axis=-1)  # the prefix mean's direction
+            if not every_position:
+                skip = skip[:, -1:]
             query = tf.concat([query, self.skip_weight * skip], axis=-1)
-        return tf.math.l2_normalize(query, axis=-1)
+        query = tf.math.l2_normalize(query, axis=-1)
+        return query if every_position else query[:, 0]
 
 
 class CandidateTower(tf.keras.Model):

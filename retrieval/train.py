@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -25,16 +25,18 @@ from tqdm.auto import tqdm
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
 from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
-from retrieval.defaults import REPEAT
+from retrieval.defaults import OBJECTIVE, OBJECTIVES, REPEAT
 from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
     EvalCase,
+    SequenceWindows,
     TrainingExamples,
     choose_cold_items,
     leave_one_out,
     training_examples,
     training_items,
+    training_windows,
 )
 from retrieval.towers import ContentLookup, TowerConfig
 
@@ -51,8 +53,13 @@ class TrainConfig:
     Attributes:
       tower: the main model's towers (``tower.query``: bag, gru or sasrec).
       task: loss options.
+      objective: ``every_position``: each training window of a user's sequence is run through the query
+        tower once and every position is a query for the next item (see
+        :func:`retrieval.splits.training_windows`); ``last_item``: one example per training interaction, the
+        history before it run through the query tower on its own (L times the query-tower work).
       epochs, batch_size, learning_rate: Adam optimisation (in-batch negatives: the batch size is the number
-        of negatives per example); ``learning_rate`` is the peak of the schedule.
+        of training targets a batch holds, so of negatives per query; with ``every_position`` a batch is the
+        whole windows that hold about that many targets); ``learning_rate`` is the peak of the schedule.
       warmup_fraction: share of the steps of linear warm-up before the cosine decay.
       patience: early stopping on the validation cases' NDCG@10 (0: off); the best epoch is kept. The ID-only
         baseline trains for as many epochs as the main model did.
@@ -65,6 +72,7 @@ class TrainConfig:
 
     tower: TowerConfig = TowerConfig()
     task: TaskConfig = TaskConfig()
+    objective: str = OBJECTIVE
     epochs: int = 20
     patience: int = 3
     batch_size: int = 256
@@ -75,6 +83,10 @@ class TrainConfig:
     min_interactions: int = 3
     id_only_baseline: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r} (expected one of {', '.join(OBJECTIVES)})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,26 +136,47 @@ class _TqdmEpochs(tf.keras.callbacks.Callback):
         self.bar.close()
 
 
-def examples_dataset(examples: TrainingExamples, batch_size: int, seed: int, shuffle: bool = True,
+Examples = Union[TrainingExamples, SequenceWindows]
+
+
+def rows_per_batch(examples: Examples, batch_size: int) -> int:
+    """Rows of ``examples`` a batch of about ``batch_size`` training targets takes: ``batch_size`` examples,
+    or the whole windows that hold about that many targets."""
+    if isinstance(examples, SequenceWindows):
+        per_window = examples.target_count / max(len(examples), 1)
+        return max(1, int(round(batch_size / max(per_window, 1e-9))))
+    return batch_size
+
+
+def examples_dataset(examples: Examples, batch_size: int, seed: int, shuffle: bool = True,
                      logq: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
-    """A tf.data pipeline of ``{"history_ids" [B, L], "item_id" [B], "user_id" [B]}`` batches, plus
-    ``"sampling_probability" [B]`` (each target's share of the examples) when ``logq``."""
-    features = {"history_ids": examples.history, "item_id": examples.targets, "user_id": examples.users}
+    """A tf.data pipeline of ``batch_size`` rows: ``{"history_ids" [B, L], "item_id" [B], "user_id" [B]}``
+    from examples, ``{"history_ids" [B, L], "target_ids" [B, L], "user_id" [B]}`` from windows, plus
+    ``"sampling_probability"`` (``[B]`` or ``[B, L]``: each target's share of the training targets) when
+    ``logq``."""
+    windows = isinstance(examples, SequenceWindows)
+    features = {"history_ids": examples.history, "user_id": examples.users,
+                ("target_ids" if windows else "item_id"): examples.targets}
     if logq:
-        items, inverse, counts = np.unique(examples.targets, return_inverse=True, return_counts=True)
-        features["sampling_probability"] = (counts[inverse] / len(examples)).astype(np.float32)
+        flat = examples.targets.reshape(-1)
+        items, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+        trained = flat != ""
+        counts = np.where(items == "", 0, counts)
+        share = (counts[inverse.reshape(-1)] / max(int(trained.sum()), 1)).astype(np.float32)
+        features["sampling_probability"] = share.reshape(examples.targets.shape)
     ds = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
-def distributed_examples(strategy: tf.distribute.Strategy, examples: TrainingExamples, batch_size: int,
+def distributed_examples(strategy: tf.distribute.Strategy, examples: Examples, batch_size: int,
                          seed: int, logq: bool = False) -> "tuple[object, Optional[int]]":
-    """The training examples for ``strategy`` and the steps per epoch: the plain dataset (steps: None, one
-    pass) under the default strategy, else ``strategy.distribute_datasets_from_function`` with the global
-    ``batch_size`` split over the replicas, each input pipeline (worker) reading its shard, repeated, with
-    ``len(examples) // batch_size`` steps per epoch (every replica's batch has the same size)."""
+    """The training examples (or windows) for ``strategy`` and the steps per epoch: the plain dataset
+    (steps: None, one pass) under the default strategy, else ``strategy.distribute_datasets_from_function``
+    with the global ``batch_size`` (rows) split over the replicas, each input pipeline (worker) reading its
+    shard, repeated, with ``len(examples) // batch_size`` steps per epoch (every replica's batch has the same
+    size)."""
     if strategy.num_replicas_in_sync == 1:
         return examples_dataset(examples, batch_size, seed, logq=logq), None
     if batch_size % strategy.num_replicas_in_sync:
@@ -216,7 +249,7 @@ class ValidationRanking(tf.keras.callbacks.Callback):
 
 
 def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: ContentLookup,
-                  examples: TrainingExamples, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
+                  examples: Examples, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
                   *, epochs: int, batch_size: int, learning_rate: float, seed: int, warmup_fraction: float = 0.05,
                   desc: str = "train", progress: bool = True, validation: Sequence[EvalCase] = (),
                   catalog_ids: Sequence[str] = (), max_history: int = 20, patience: int = 0,
@@ -230,7 +263,10 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     examples come through :func:`distributed_examples` (``batch_size`` is the global batch)."""
     strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(seed)
-    steps = math.ceil(len(examples) / batch_size) * epochs
+    rows = rows_per_batch(examples, batch_size)
+    if strategy.num_replicas_in_sync > 1 and rows != batch_size:  # windows: whole windows, split over replicas
+        rows = max(strategy.num_replicas_in_sync, rows - rows % strategy.num_replicas_in_sync)
+    steps = math.ceil(len(examples) / rows) * epochs
     schedule = WarmupCosine(learning_rate, int(warmup_fraction * steps), steps)
     with strategy.scope():
         model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config)
@@ -243,7 +279,7 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     callbacks.append(_TqdmEpochs(epochs, desc, disable=not progress))
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0))
-    data, steps = distributed_examples(strategy, examples, batch_size, seed, logq=task_config.logq_correction)
+    data, steps = distributed_examples(strategy, examples, rows, seed, logq=task_config.logq_correction)
     history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, steps_per_epoch=steps_per_epoch or steps)
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
@@ -287,7 +323,10 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
         raise ValueError(f"{source.interactions}: no usable users ({report.summary()})")
     cold = choose_cold_items(table.ids.tolist(), config.cold_fraction, config.seed)
     split = leave_one_out(sequences, cold)
-    examples = training_examples(split.train, config.max_history)
+    if config.objective == "every_position":
+        examples: Examples = training_windows(split.train, config.max_history)
+    else:
+        examples = training_examples(split.train, config.max_history)
     item_vocab = training_items(split.train)
     user_vocab = sorted(split.train)
     with strategy.scope():
@@ -321,6 +360,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
         summary = {
             "users": len(sequences), "interactions": report.kept_interactions, "items": len(table),
             "content": content_kind, "embedding_dim": table.dimension, "training_examples": len(examples),
+            "training_targets": examples.target_count,
             "training_items": len(item_vocab), "cold_items": len(cold),
             "skipped_unknown_item_interactions": report.unknown_items, "skipped_short_users": report.short_users,
             "replicas": strategy.num_replicas_in_sync,
