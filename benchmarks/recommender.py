@@ -85,7 +85,7 @@ def _train_eval(source, out: str, config, splits=("validation", "test")) -> dict
 
 def parse_grid(text: str) -> List[dict]:
     """``"tower=bag,gru;temperature=0.05,0.1"`` -> every combination as ``{field: value}`` (values parsed as
-    int, float, bool or str; fields of TowerConfig, TaskConfig or TrainConfig)."""
+    int, float, bool or str; fields of TowerConfig, TaskConfig or TrainConfig, or ``title_tokens``)."""
     import itertools
 
     def value(v: str):
@@ -103,6 +103,15 @@ def parse_grid(text: str) -> List[dict]:
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 
 
+#: Grid settings that belong to the data source (how content is built), not to the model.
+SOURCE_SETTINGS = ("title_tokens",)
+
+
+def with_source(source, settings: dict):
+    """``source`` (a DataSource) with the grid's data-source settings applied."""
+    return dataclasses.replace(source, **{k: v for k, v in settings.items() if k in SOURCE_SETTINGS})
+
+
 def configure(base, settings: dict):
     """``base`` (a TrainConfig) with ``settings`` applied to whichever config owns each field."""
     from retrieval.model import TaskConfig
@@ -110,6 +119,8 @@ def configure(base, settings: dict):
 
     tower, task, train = {}, {}, {}
     for key, val in settings.items():
+        if key in SOURCE_SETTINGS:
+            continue
         key = "query" if key == "tower" else key
         for owner, fields in ((tower, TowerConfig), (task, TaskConfig), (train, type(base))):
             if key in {f.name for f in dataclasses.fields(fields)} and key not in ("tower", "task"):
@@ -143,7 +154,7 @@ def quality(args: argparse.Namespace) -> int:
     lines += ["| setting | validation NDCG@10 | validation HR@10 | epochs | train s |", "|---|---:|---:|---:|---:|"]
     for n, settings in enumerate(grid):
         config = dataclasses.replace(configure(base, settings), id_only_baseline=False)
-        out = _train_eval(source, os.path.join(args.output, f"grid{n}"), config, splits=())
+        out = _train_eval(with_source(source, settings), os.path.join(args.output, f"grid{n}"), config, splits=())
         val = out["summary"]["validation"]  # the best epoch's full-ranking validation figures
         report["grid"][_label(settings)] = {"settings": settings, "validation": val, "train_s": out["train_s"],
                                             "epochs": out["summary"]["epochs"]}
@@ -153,7 +164,7 @@ def quality(args: argparse.Namespace) -> int:
     best = max(grid, key=lambda s: report["grid"][_label(s)]["validation"]["NDCG@10"])
     report["best"] = best
     config = dataclasses.replace(configure(base, best), id_only_baseline=True)
-    out = _train_eval(source, os.path.join(args.output, "best"), config, splits=("test",))
+    out = _train_eval(with_source(source, best), os.path.join(args.output, "best"), config, splits=("test",))
     test = out["results"]["test"]
     report["test"] = test
     report["best_train_s"], report["best_evaluate_s"] = out["train_s"], out["evaluate_s"]

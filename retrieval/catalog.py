@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -101,16 +102,30 @@ def write_catalog(path: str, catalog: Catalog) -> None:
             writer.writerow([item, catalog.titles[n], *(values[n] for values in catalog.columns.values())])
 
 
-def catalog_features(catalog: Catalog, min_count: int = 2, max_tokens: int = 2000) -> np.ndarray:
+def title_words(title: str) -> List[str]:
+    """A title's distinct lower-case words (letters and digits; a ``(1995)``-style year is a word too)."""
+    return sorted(set(re.findall(r"[^\W_]+", title.lower())))
+
+
+def catalog_features(catalog: Catalog, min_count: int = 2, max_tokens: int = 2000,
+                     title_tokens: bool = False) -> np.ndarray:
     """Multi-hot content vectors ``[N, T]`` over the ``T`` most frequent ``column=token`` pairs (tokens split on
     whitespace) of every column except the id and the title, counted in at least ``min_count`` items;
-    an item with none of them gets a zero vector."""
+    with ``title_tokens`` also the title's words (``title=word``, :func:`title_words`), so a sequel or a
+    series shares tokens with its first part; an item with none of them gets a zero vector."""
     counts: Dict[str, int] = {}
     tokens_per_item: List[List[str]] = [[] for _ in catalog.ids]
-    for column, values in catalog.columns.items():
+    columns = dict(catalog.columns)
+    for column, values in columns.items():
         for n, value in enumerate(values):
             for token in set(value.split()):
                 key = f"{column}={token}"
+                tokens_per_item[n].append(key)
+                counts[key] = counts.get(key, 0) + 1
+    if title_tokens:
+        for n, title in enumerate(catalog.titles):
+            for word in title_words(title):
+                key = f"title={word}"
                 tokens_per_item[n].append(key)
                 counts[key] = counts.get(key, 0) + 1
     vocab = sorted((k for k, c in counts.items() if c >= min_count), key=lambda k: (-counts[k], k))[:max_tokens]

@@ -52,6 +52,8 @@ class TaskConfig:
     Attributes:
       temperature: softmax temperature over cosine scores.
       remove_accidental_hits: an in-batch candidate that is the example's own item is not a negative.
+      remove_same_user: an in-batch candidate that is another training target of the same user (their past or
+        future item: a window's other positions, or another example of theirs) is not a negative either.
       logq_correction: subtract the log of each candidate's sampling probability from its logit (in-batch
         negatives are drawn by popularity; the features carry ``sampling_probability [B]``, the target's
         share of the training examples), so popular items are not over-penalised.
@@ -61,6 +63,7 @@ class TaskConfig:
 
     temperature: float = 0.1
     remove_accidental_hits: bool = True
+    remove_same_user: bool = True
     logq_correction: bool = True
     global_negatives: int = 0
 
@@ -120,6 +123,11 @@ class TwoTowerModel(tfrs.Model):
         query, candidate, ids = self(features, training=training)
         valid = tf.not_equal(ids, "")  # every row of an example batch; the trained positions of a window batch
         keys = tf.strings.to_hash_bucket_fast(ids, 2 ** 62)  # ids as int64 (strings cannot be gathered)
+        owners = None  # the user of each row: a user's other items are not their negatives
+        if config.remove_same_user and "user_id" in features:
+            owners = tf.strings.to_hash_bucket_fast(features["user_id"], 2 ** 62)
+            if "target_ids" in features:
+                owners = tf.reshape(tf.repeat(owners[:, None], tf.shape(features["target_ids"])[1], axis=1), [-1])
         probability = features.get("sampling_probability")
         if probability is not None:
             probability = tf.reshape(probability, [-1])
@@ -130,18 +138,23 @@ class TwoTowerModel(tfrs.Model):
             offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
             candidate, keys_all = context.all_gather(candidate, axis=0), context.all_gather(keys, axis=0)
             valid_all = tf.cast(context.all_gather(tf.cast(valid, tf.int32), axis=0), tf.bool)
+            owners_all = context.all_gather(owners, axis=0) if owners is not None else None
             if probability is not None:
                 probability = context.all_gather(probability, axis=0)
         else:
-            keys_all, valid_all = keys, valid
+            keys_all, valid_all, owners_all = keys, valid, owners
         labels = tf.range(local) + offset
         logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B_global]
         batch = tf.shape(logits)[1]
         if config.logq_correction and probability is not None:
             expected = tf.reduce_sum(tf.cast(valid_all, tf.float32)) * probability
             logits -= tf.math.log(tf.maximum(expected, 1e-9))[None, :]
-        if config.remove_accidental_hits:
+        if config.remove_accidental_hits or owners is not None:
             same = tf.equal(keys[:, None], keys_all[None, :])
+            if not config.remove_accidental_hits:
+                same = tf.zeros_like(same)
+            if owners is not None:
+                same = tf.logical_or(same, tf.equal(owners[:, None], owners_all[None, :]))
             hits = tf.logical_and(same, tf.logical_not(tf.one_hot(labels, batch, on_value=True, off_value=False)))
             logits = tf.where(hits, tf.fill(tf.shape(logits), -1e9), logits)
         logits = tf.where(valid_all[None, :], logits, tf.fill(tf.shape(logits), -1e9))  # no target: no candidate

@@ -103,6 +103,8 @@ class DataSource:
       columns: column names of a tabular interaction file.
       item_col, title_col: the catalog's id and title columns (default ``item_id`` and the first title-like).
       repeats: ``keep``, ``first`` or ``last`` (see :mod:`retrieval.interactions`).
+      title_tokens: with content from the catalog, its titles' words are tokens too (see
+        :func:`retrieval.catalog.catalog_features`).
     """
 
     interactions: str
@@ -112,6 +114,7 @@ class DataSource:
     item_col: str = "item_id"
     title_col: Optional[str] = None
     repeats: str = REPEAT
+    title_tokens: bool = False
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
@@ -293,7 +296,7 @@ def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], 
         return read_embeddings(source.embeddings), catalog, "embeddings"
     if catalog is not None:
         return EmbeddingTable(np.asarray(catalog.ids), np.asarray([""] * len(catalog)),
-                              catalog_features(catalog)), catalog, "catalog"
+                              catalog_features(catalog, title_tokens=source.title_tokens)), catalog, "catalog"
     return None, None, "none"
 
 

@@ -1,0 +1,135 @@
+"""retrieval: the every-position objective (training windows, every prefix's query, the window loss) and the
+catalog's title tokens."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrieval.catalog import Catalog, catalog_features, title_words
+from retrieval.splits import training_examples, training_windows
+
+import tensorflow as tf  # noqa: E402  (after the package import that sets the Keras switch)
+
+
+def test_windows_cover_every_target_once_with_its_history():
+    train = {"u": [f"i{n}" for n in range(11)], "v": ["x", "y"], "w": ["p", "q", "r", "s", "t"]}
+    windows = training_windows(train, 4)
+    examples = training_examples(train, 4)
+    assert windows.target_count == len(examples) == 10 + 1 + 4
+    seen = []
+    for user, hist, targets in zip(windows.users, windows.history, windows.targets):
+        items = train[user]
+        for p, target in enumerate(targets):
+            if not target:
+                continue
+            at = items.index(target)
+            prefix = [h for h in hist[:p + 1] if h]
+            assert prefix == items[max(0, at - len(prefix)):at]  # the position sees the items just before it
+            assert len(prefix) >= min(at, 2)  # at least length - stride items of context (or all there are)
+            seen.append((user, target))
+    assert sorted(seen) == sorted((u, t) for u, items in train.items() for t in items[1:])  # each target once
+    assert windows.history.shape == windows.targets.shape == (len(windows), 4)
+    with pytest.raises(ValueError, match="at least 2 training items"):
+        training_windows({"u": ["a"]}, 4)
+
+
+@pytest.mark.parametrize("kind", ["bag", "gru", "sasrec"])
+def test_every_position_queries_equal_the_query_of_each_prefix(kind):
+    from retrieval.model import embed_queries
+    from retrieval.towers import ContentLookup, QueryTower, TowerConfig
+
+    ids = ["a", "b", "c", "d"]
+    content = ContentLookup(ids, np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
+    config = TowerConfig(embedding_dim=8, hidden_dims=(12,), query=kind, max_positions=4, use_user_id=True)
+    tower = QueryTower(config, ids[:3], ["u1"])
+    history = tf.constant([["", "a", "b", "d"], ["c", "a", "b", "b"]])
+    vectors, known = content(history)
+    inputs = {"history_ids": history, "history_content": vectors,
+              "history_mask": tf.logical_and(known, tf.not_equal(history, "")), "user_id": tf.constant(["u1", "x"])}
+    every = tower(inputs, every_position=True).numpy()
+    assert every.shape == (2, 4, 8 + 6)
+    single = embed_queries(tower, content, history, tf.constant(["u1", "x"])).numpy()
+    assert np.allclose(every[:, -1], single, atol=1e-5)  # the last position is the query of the whole history
+    for t in range(3):
+        later = tf.concat([history[:, :t + 1], tf.fill([2, 3 - t], "d")], axis=1)  # other items after t
+        changed = tower({**inputs, "history_ids": later, "history_content": content(later)[0]},
+                        every_position=True).numpy()
+        assert np.allclose(changed[:, :t + 1], every[:, :t + 1], atol=1e-5), (kind, t)  # causal
+        if kind == "sasrec":  # positions count from the window's end (SASRec's absolute positions)
+            continue
+        cut = tf.concat([tf.fill([2, 3 - t], ""), history[:, :t + 1]], axis=1)
+        single = embed_queries(tower, content, cut, tf.constant(["u1", "x"])).numpy()
+        rows = [0, 1] if t > 0 else [1]  # row 0 has no item yet at position 0
+        assert np.allclose(every[rows, t], single[rows], atol=1e-5), (kind, t)  # = the prefix's own query
+
+
+def test_the_window_loss_masks_positions_without_a_target_and_the_same_users_items():
+    from retrieval.model import TaskConfig, TwoTowerModel
+    from retrieval.towers import ContentLookup, TowerConfig
+
+    ids = ["a", "b", "c", "d", "e"]
+    content = ContentLookup(ids, np.eye(5, 4, dtype=np.float32))
+    tower = TowerConfig(embedding_dim=8, hidden_dims=(), query="bag", id_dropout=0.0)
+    features = {"history_ids": tf.constant([["a", "b", "c"], ["", "d", "e"]]),
+                "target_ids": tf.constant([["b", "c", "d"], ["", "", "a"]]), "user_id": tf.constant(["u", "v"])}
+    padded = {k: tf.concat([v, tf.fill([1] + v.shape[1:].as_list(), "")], axis=0) for k, v in features.items()}
+    padded["history_ids"] = tf.concat([features["history_ids"], tf.constant([["", "", "b"]])], axis=0)
+    for same_user in (True, False):
+        model = TwoTowerModel(tower, content, ids, task_config=TaskConfig(remove_same_user=same_user))
+        loss = float(model.compute_loss(features))
+        # a window whose positions have no target changes nothing: not a query, not a candidate
+        assert np.isclose(float(model.compute_loss(padded)), loss, atol=1e-5)
+        query, candidate, targets = model(features)
+        logits = (query.numpy() @ candidate.numpy().T) / 0.1
+        valid = targets.numpy() != b""
+        users = np.repeat(["u", "v"], 3)
+        expected = []
+        for row in np.flatnonzero(valid):
+            keep = valid & (targets.numpy() != targets.numpy()[row])
+            if same_user:
+                keep &= users != users[row]
+            keep[row] = True
+            row_logits = logits[row][keep]
+            own = logits[row, row]
+            expected.append(np.log(np.exp(row_logits - own).sum()))
+        assert np.isclose(loss, np.mean(expected), atol=1e-4), same_user
+
+
+def test_windows_train_a_run_through_the_cli(tmp_path):
+    from retrieval.__main__ import main
+    from retrieval.interactions import SimulationConfig, simulate_interactions, write_interactions
+    from data_interface_for_model.embeddings_file import write_embeddings
+    from tests.test_retrieval_data import synthetic_table
+    import json
+    import os
+
+    table = synthetic_table(per_label=2, dim=8)
+    emb = str(tmp_path / "emb.npz")
+    write_embeddings(emb, table.ids, table.labels, table.vectors)
+    inter = str(tmp_path / "inter.csv")
+    write_interactions(inter, simulate_interactions(table, SimulationConfig(users=60, min_length=6, max_length=12)))
+    runs = {}
+    for objective in ("every_position", "last_item"):
+        out = str(tmp_path / objective)
+        assert main(["train", "--embeddings", emb, "--interactions", inter, "--output", out, "--epochs", "2",
+                     "--max-history", "4", "--embedding-dim", "8", "--tower", "gru", "--objective", objective,
+                     "--no-id-only-baseline", "--quiet"]) == 0
+        with open(os.path.join(out, "run.json")) as handle:
+            runs[objective] = json.load(handle)
+    ep, last = runs["every_position"], runs["last_item"]
+    assert ep["train_config"]["objective"] == "every_position"
+    assert ep["summary"]["training_targets"] == last["summary"]["training_targets"]  # the same targets
+    assert ep["summary"]["training_examples"] < last["summary"]["training_examples"]  # in fewer rows
+    assert ep["history"]["loss"][-1] < ep["history"]["loss"][0]
+
+
+def test_title_words_are_tokens_when_asked():
+    assert title_words("Star Wars: Episode IV - A New Hope (1977)") == ["1977", "a", "episode", "hope", "iv",
+                                                                       "new", "star", "wars"]
+    catalog = Catalog(ids=["1", "2", "3"], titles=["Toy Story", "Toy Story 2", "Heat"],
+                      columns={"genres": ["Animation", "Animation", "Crime"]})
+    plain = catalog_features(catalog)
+    assert plain.shape == (3, 1)  # genres=Animation (Crime is in one item only)
+    titled = catalog_features(catalog, title_tokens=True)
+    assert titled.shape == (3, 3)  # + title=story, title=toy
+    assert titled[0].sum() == titled[1].sum() == 3 and titled[2].sum() == 0
