@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
     time_col = None if args.time_col.lower() in ("", "none") else args.time_col
     source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
                         columns=Columns(args.user_col, args.item_col, time_col), item_col=args.item_col,
-                        title_col=args.title_col, repeats=args.repeats)
+                        title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
                         dropout=args.dropout)
@@ -184,7 +184,7 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS
+    from retrieval.defaults import OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS, TITLE_TOKENS
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -204,6 +204,9 @@ def _add_train(verbs) -> None:
     p.add_argument("--time-col", default="timestamp",
                    help="time column (default timestamp; 'none': file order is time order)")
     p.add_argument("--title-col", help="title column of the catalog (default: title, movie_title, name...)")
+    p.add_argument("--title-tokens", action=argparse.BooleanOptionalAction, default=TITLE_TOKENS,
+                   help="with content from --items (no --embeddings): the titles' words are content tokens too, "
+                        f"so a sequel shares tokens with its first part (default {'on' if TITLE_TOKENS else 'off'})")
     p.add_argument("--repeats", choices=REPEATS, default=REPEAT,
                    help=f"repeated user-item pairs: keep every one, or only the first/last (default {REPEAT})")
     p.add_argument("--tower", choices=QUERY_TOWERS, default=QUERY_TOWER, help=f"query tower (default {QUERY_TOWER})")

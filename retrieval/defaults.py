@@ -14,3 +14,5 @@ REPEAT = "first"
 OBJECTIVES = ("every_position", "last_item")
 #: The default objective, chosen by measurement (docs/recommender.md, "Measured").
 OBJECTIVE = "every_position"
+#: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`).
+TITLE_TOKENS = True

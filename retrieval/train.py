@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
 from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
-from retrieval.defaults import OBJECTIVE, OBJECTIVES, REPEAT
+from retrieval.defaults import OBJECTIVE, OBJECTIVES, REPEAT, TITLE_TOKENS
 from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
@@ -114,7 +114,7 @@ class DataSource:
     item_col: str = "item_id"
     title_col: Optional[str] = None
     repeats: str = REPEAT
-    title_tokens: bool = False
+    title_tokens: bool = TITLE_TOKENS
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
