@@ -131,10 +131,18 @@ class TwoTowerModel(tfrs.Model):
         probability = features.get("sampling_probability")
         if probability is not None:
             probability = tf.reshape(probability, [-1])
+        context = tf.distribute.get_replica_context()
+        several = context is not None and context.num_replicas_in_sync > 1
+        if not several and "target_ids" in features:  # one device: drop the untrained positions before scoring
+            rows = tf.reshape(tf.where(valid), [-1])
+            query, candidate, ids, keys, valid = (tf.gather(t, rows) for t in (query, candidate, ids, keys, valid))
+            if owners is not None:
+                owners = tf.gather(owners, rows)
+            if probability is not None:
+                probability = tf.gather(probability, rows)
         local = tf.shape(query)[0]
         offset = 0
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
+        if several:
             offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
             candidate, keys_all = context.all_gather(candidate, axis=0), context.all_gather(keys, axis=0)
             valid_all = tf.cast(context.all_gather(tf.cast(valid, tf.int32), axis=0), tf.bool)
