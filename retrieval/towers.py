@@ -16,7 +16,9 @@
     (multi-head attention with a causal and padding mask, then a GELU feed-forward), the most recent
     position's output -> Dense.
 
-  plus the optional user-id embedding, L2-normalised.
+  plus the optional user-id embedding, L2-normalised. Every kind is causal: with ``every_position=True`` the
+  tower returns ``[B, L, E]``, the query after each prefix of the history (running means for ``bag``, the
+  GRU's state at each step, each position's attention output), which the every-position objective trains.
 * :class:`CandidateTower`: (item id ``[B]``, content ``[B, D]``) -> ``[B, E]``, L2-normalised.
 
 With ``content_skip`` both towers also append the unit content (the query: the mean of its history's, times
@@ -154,19 +156,11 @@ class ItemEncoder(tf.keras.layers.Layer):
         return tf.reshape(out, tf.concat([shape, [self.config.embedding_dim]], axis=0))
 
 
-def recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:
-    """mask ``[B, L]`` (1 = item) -> weights ``[B, L]`` summing to 1 per row (0 for an empty row): the most recent
-    item (the last 1 in the row, whatever the padding side) weighs 1, the one before ``decay``, then ``decay**2``..."""
-    mask = tf.cast(mask, tf.float32)
-    from_end = tf.cumsum(mask, axis=1, reverse=True)  # 1 at the most recent item
-    weights = mask * tf.pow(tf.constant(decay, tf.float32), tf.maximum(from_end - 1.0, 0.0))
-    return tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
-
-
 def prefix_recency_weights(mask: tf.Tensor, decay: float) -> tf.Tensor:
-    """mask ``[B, L]`` (1 = item) -> ``[B, L, L]``: row ``t`` holds :func:`recency_weights` of the prefix
-    ``mask[:, :t+1]`` (item ``s <= t`` weighs ``decay`` to the number of items after it up to ``t``), so row
-    ``L-1`` is ``recency_weights(mask)``; rows with no item are 0."""
+    """mask ``[B, L]`` (1 = item) -> ``[B, L, L]``: row ``t`` holds the recency weights of the prefix
+    ``mask[:, :t+1]``: the most recent item up to ``t`` weighs 1, the one before ``decay``, then ``decay**2``
+    (item ``s <= t`` weighs ``decay`` to the number of items after it up to ``t``), normalised to sum to 1;
+    rows with no item are 0. Row ``L-1`` weighs the whole history."""
     mask = tf.cast(mask, tf.float32)
     count = tf.cumsum(mask, axis=1)  # items up to and including each position
     after = count[:, :, None] - count[:, None, :]  # [B, t, s]: items in (s, t]
