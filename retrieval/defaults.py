@@ -5,7 +5,7 @@ from __future__ import annotations
 #: Query tower kinds (see :mod:`retrieval.towers`).
 QUERY_TOWERS = ("bag", "gru", "sasrec")
 #: The default query tower, chosen by measurement (docs/recommender.md, "Measured").
-QUERY_TOWER = "gru"
+QUERY_TOWER = "bag"
 #: How repeated user-item pairs are read (see :mod:`retrieval.interactions`).
 REPEATS = ("keep", "first", "last")
 #: The default for reading a user's log: keep the first interaction with each item.

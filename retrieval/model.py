@@ -77,15 +77,20 @@ class TwoTowerModel(tfrs.Model):
       item_vocabulary: items seen in training (also the pool of global negatives).
       user_vocabulary: users seen in training (used when ``tower_config.use_user_id``).
       task_config: loss options.
+      item_counts: training interactions of each ``item_vocabulary`` item (for ``id_dropout_rare``).
     """
 
     def __init__(self, tower_config: TowerConfig, content: ContentLookup, item_vocabulary: Sequence[str],
-                 user_vocabulary: Sequence[str] = (), task_config: TaskConfig = TaskConfig()) -> None:
+                 user_vocabulary: Sequence[str] = (), task_config: TaskConfig = TaskConfig(),
+                 item_counts: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         self.content = content
         self.task_config = task_config
         self.query_tower = QueryTower(tower_config, item_vocabulary, user_vocabulary)
         self.candidate_tower = CandidateTower(tower_config, item_vocabulary)
+        if item_counts is not None:
+            for encoder in (self.query_tower.items, self.candidate_tower.items):
+                encoder.set_item_counts(item_counts)
         self.negative_pool = tf.constant(np.asarray(list(item_vocabulary), dtype=object).astype(str))
 
     def call(self, features: Dict[str, tf.Tensor], training: bool = False):

@@ -47,6 +47,9 @@ class TowerConfig:
       use_user_id: add a user-id embedding to the query (with one OOV bucket).
       id_dropout: training-time probability of replacing an item id by the OOV bucket, so the OOV vector
         learns to stand for "an item known only by content".
+      id_dropout_rare: with ``n > 0``, an item with ``c`` training interactions has its id dropped with
+        probability ``id_dropout * min(1, n / c)``: rare items (the ones most like cold items) are dropped at
+        ``id_dropout``, popular ones (whose ids carry the most signal) seldom; 0: every item at ``id_dropout``.
       recency_decay: weight ratio between consecutive history positions in the recency-weighted pooling.
       content_skip: append the raw (unit) content to both towers' outputs (the query's is the mean of its
         history's, scaled by a learned weight), so the model starts from content-only cosine similarity
@@ -62,6 +65,7 @@ class TowerConfig:
     use_item_id: bool = True
     use_user_id: bool = False
     id_dropout: float = 0.1
+    id_dropout_rare: int = 0
     recency_decay: float = 0.7
     content_skip: bool = True
     query: str = QUERY_TOWER
@@ -126,6 +130,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.config = config
         self.content_mlp = None
         self.id_lookup = self.id_embedding = None
+        self.dropout_by_row = None  # [V + 1] per-row id dropout (see set_item_counts)
         if config.use_content:
             layers = [tf.keras.layers.Dense(h, activation="gelu") for h in config.hidden_dims]
             self.content_mlp = tf.keras.Sequential(layers + [tf.keras.layers.Dense(config.embedding_dim)])
@@ -134,6 +139,15 @@ class ItemEncoder(tf.keras.layers.Layer):
                                                           num_oov_indices=1, mask_token=None)
             self.id_embedding = tf.keras.layers.Embedding(len(item_vocabulary) + 1, config.embedding_dim,
                                                           embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+
+    def set_item_counts(self, counts: Sequence[int]) -> None:
+        """Training interaction counts of ``item_vocabulary`` (same order), for ``config.id_dropout_rare``
+        (training only: not saved with the weights)."""
+        if self.id_embedding is None or not self.config.id_dropout_rare:
+            return
+        counts = np.maximum(np.asarray(counts, np.float32), 1.0)
+        rates = self.config.id_dropout * np.minimum(1.0, self.config.id_dropout_rare / counts)
+        self.dropout_by_row = tf.constant(np.concatenate([[self.config.id_dropout], rates]).astype(np.float32))
 
     def call(self, item_ids: tf.Tensor, content: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         """Each distinct id of ``item_ids`` is encoded once (a history batch ``[B, L]`` repeats items many
@@ -150,7 +164,10 @@ class ItemEncoder(tf.keras.layers.Layer):
         if self.id_embedding is not None:
             rows = tf.gather(self.id_lookup(unique), where)
             if training and self.config.id_dropout > 0:
-                keep = tf.random.uniform(tf.shape(rows)) >= self.config.id_dropout
+                rate = self.config.id_dropout
+                if self.dropout_by_row is not None:  # per item, by its training count
+                    rate = tf.gather(self.dropout_by_row, rows)
+                keep = tf.random.uniform(tf.shape(rows)) >= rate
                 rows = tf.where(keep, rows, tf.zeros_like(rows))
             out = out + self.id_embedding(rows)
         return tf.reshape(out, tf.concat([shape, [self.config.embedding_dim]], axis=0))

@@ -251,6 +251,14 @@ class ValidationRanking(tf.keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+def item_counts(examples: Examples, item_vocabulary: Sequence[str]) -> List[int]:
+    """How often each vocabulary item is a training target (``item_vocabulary`` order)."""
+    flat = examples.targets.reshape(-1)
+    items, counts = np.unique(flat[flat != ""], return_counts=True)
+    found = dict(zip(items.tolist(), counts.tolist()))
+    return [int(found.get(item, 0)) for item in item_vocabulary]
+
+
 def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: ContentLookup,
                   examples: Examples, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
                   *, epochs: int, batch_size: int, learning_rate: float, seed: int, warmup_fraction: float = 0.05,
@@ -272,7 +280,8 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     steps = math.ceil(len(examples) / rows) * epochs
     schedule = WarmupCosine(learning_rate, int(warmup_fraction * steps), steps)
     with strategy.scope():
-        model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config)
+        model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config,
+                              item_counts=item_counts(examples, item_vocabulary))
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=schedule))
     model.distribute_reduction_method = "first"  # every replica returns the global mean loss (see train_step)
     callbacks: List[tf.keras.callbacks.Callback] = []

@@ -133,3 +133,21 @@ def test_title_words_are_tokens_when_asked():
     titled = catalog_features(catalog, title_tokens=True)
     assert titled.shape == (3, 3)  # + title=story, title=toy
     assert titled[0].sum() == titled[1].sum() == 3 and titled[2].sum() == 0
+
+
+def test_rare_items_have_their_ids_dropped_more():
+    from retrieval.towers import ItemEncoder, TowerConfig
+
+    config = TowerConfig(embedding_dim=4, hidden_dims=(), id_dropout=0.5, id_dropout_rare=10)
+    encoder = ItemEncoder(config, ["a", "b", "c"])
+    encoder.set_item_counts([1, 10, 1000])
+    assert np.allclose(encoder.dropout_by_row.numpy(), [0.5, 0.5, 0.5, 0.005])  # OOV row first
+    ids = tf.constant(["c"] * 4000 + ["a"] * 4000)
+    content = tf.zeros([8000, 1])
+    out = encoder(ids, content, training=True).numpy()
+    oov = encoder.id_embedding(tf.constant([0])).numpy()[0]
+    dropped = np.isclose(out, oov, atol=1e-6).all(axis=1)
+    assert abs(dropped[4000:].mean() - 0.5) < 0.05 and dropped[:4000].mean() < 0.02
+    flat = ItemEncoder(TowerConfig(embedding_dim=4, hidden_dims=(), id_dropout=0.5), ["a"])
+    flat.set_item_counts([1000])
+    assert flat.dropout_by_row is None  # id_dropout_rare 0: one rate for every item
