@@ -54,9 +54,9 @@ def _train(args: argparse.Namespace) -> int:
                         title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
-                        dropout=args.dropout)
+                        dropout=args.dropout, id_dropout=args.id_dropout)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
-                      global_negatives=args.global_negatives)
+                      global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight)
     config = TrainConfig(tower=tower, task=task, objective=args.objective, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, warmup_fraction=args.warmup_fraction,
                          patience=args.patience, max_history=args.max_history, cold_fraction=args.cold_fraction,
@@ -184,7 +184,8 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS, TITLE_TOKENS
+    from retrieval.defaults import (COLD_LOSS_WEIGHT, ID_DROPOUT, OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT,
+                                    REPEATS, TITLE_TOKENS)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -227,6 +228,12 @@ def _add_train(verbs) -> None:
     p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (default 0.1)")
     p.add_argument("--global-negatives", type=int, default=0,
                    help="extra negatives per batch sampled from all training items (default 0: in-batch only)")
+    p.add_argument("--id-dropout", type=_probability, default=ID_DROPOUT,
+                   help=f"training-time share of item ids replaced by the out-of-vocabulary vector, which then "
+                        f"stands for an item known only by content (default {ID_DROPOUT})")
+    p.add_argument("--cold-loss-weight", type=float, default=COLD_LOSS_WEIGHT,
+                   help=f"weight of a second loss that scores every in-batch candidate as a cold item (its "
+                        f"content and the out-of-vocabulary vector; 0: off; default {COLD_LOSS_WEIGHT})")
     p.add_argument("--no-logq", action="store_true", help="no logQ (popularity) correction of the negatives")
     p.add_argument("--max-history", type=positive_int, default=20, help="recent items per query (default 20)")
     p.add_argument("--cold-fraction", type=_probability, default=0.1,

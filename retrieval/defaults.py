@@ -16,3 +16,7 @@ OBJECTIVES = ("every_position", "last_item")
 OBJECTIVE = "every_position"
 #: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`).
 TITLE_TOKENS = True
+#: Training-time share of item ids replaced by the out-of-vocabulary vector (see retrieval.towers.TowerConfig).
+ID_DROPOUT = 0.1
+#: Weight of the loss that scores in-batch candidates as cold items (see retrieval.model.TaskConfig).
+COLD_LOSS_WEIGHT = 0.0

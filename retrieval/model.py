@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from retrieval.defaults import COLD_LOSS_WEIGHT
 from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
 
 
@@ -30,10 +31,10 @@ def embed_queries(query_tower: QueryTower, content: ContentLookup, history_ids: 
 
 
 def embed_items(candidate_tower: CandidateTower, content: ContentLookup, item_ids: tf.Tensor,
-                training: bool = False) -> tf.Tensor:
-    """item ids str ``[B]`` -> ``[B, E]``."""
+                training: bool = False, content_only: bool = False) -> tf.Tensor:
+    """item ids str ``[B]`` -> ``[B, E]`` (``content_only``: as cold items, by their content alone)."""
     vectors, _ = content(item_ids)
-    return candidate_tower({"item_id": item_ids, "content": vectors}, training=training)
+    return candidate_tower({"item_id": item_ids, "content": vectors}, training=training, content_only=content_only)
 
 
 def embed_catalog(candidate_tower: CandidateTower, content: ContentLookup, item_ids: Sequence[str],
@@ -59,6 +60,9 @@ class TaskConfig:
         share of the training examples), so popular items are not over-penalised.
       global_negatives: M extra negatives per batch drawn uniformly from the training items (mixed negative
         sampling; 0: in-batch only); their logQ term is ``log(M / N)``.
+      cold_loss_weight: with content and item ids, add this times a second softmax loss in which every
+        in-batch candidate is encoded as a cold item (the OOV id vector and its content): it trains the
+        content path for items unseen in training without dropping ids from the main loss (0: off).
     """
 
     temperature: float = 0.1
@@ -66,6 +70,7 @@ class TaskConfig:
     remove_same_user: bool = True
     logq_correction: bool = True
     global_negatives: int = 0
+    cold_loss_weight: float = COLD_LOSS_WEIGHT
 
 
 class TwoTowerModel(tfrs.Model):
@@ -157,11 +162,12 @@ class TwoTowerModel(tfrs.Model):
         else:
             keys_all, valid_all, owners_all = keys, valid, owners
         labels = tf.range(local) + offset
-        logits = tf.matmul(query, candidate, transpose_b=True) / config.temperature  # [B, B_global]
-        batch = tf.shape(logits)[1]
+        batch = tf.shape(keys_all)[0]
+        bias = tf.zeros([batch])
         if config.logq_correction and probability is not None:
             expected = tf.reduce_sum(tf.cast(valid_all, tf.float32)) * probability
-            logits -= tf.math.log(tf.maximum(expected, 1e-9))[None, :]
+            bias = -tf.math.log(tf.maximum(expected, 1e-9))
+        blocked = tf.logical_not(valid_all)[None, :]  # no target: no candidate
         if config.remove_accidental_hits or owners is not None:
             same = tf.equal(keys[:, None], keys_all[None, :])
             if not config.remove_accidental_hits:
@@ -169,8 +175,23 @@ class TwoTowerModel(tfrs.Model):
             if owners is not None:
                 same = tf.logical_or(same, tf.equal(owners[:, None], owners_all[None, :]))
             hits = tf.logical_and(same, tf.logical_not(tf.one_hot(labels, batch, on_value=True, off_value=False)))
-            logits = tf.where(hits, tf.fill(tf.shape(logits), -1e9), logits)
-        logits = tf.where(valid_all[None, :], logits, tf.fill(tf.shape(logits), -1e9))  # no target: no candidate
+            blocked = tf.logical_or(blocked, hits)
+
+        def scored(candidates: tf.Tensor) -> tf.Tensor:  # [Q, E] x [B_global, E] -> masked logits [Q, B_global]
+            logits = tf.matmul(query, candidates, transpose_b=True) / config.temperature + bias[None, :]
+            return tf.where(blocked, tf.fill(tf.shape(logits), -1e9), logits)
+
+        logits = scored(candidate)
+        weight = tf.cast(valid, tf.float32)
+        cold_loss = 0.0
+        cold = self.candidate_tower.config
+        if config.cold_loss_weight > 0 and training and cold.use_content and cold.use_item_id:
+            as_cold = embed_items(self.candidate_tower, self.content, ids, training=training, content_only=True)
+            if several:
+                as_cold = context.all_gather(as_cold, axis=0)
+            cold_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scored(as_cold))
+            cold_loss = config.cold_loss_weight * tf.math.divide_no_nan(tf.reduce_sum(cold_ce * weight),
+                                                                        tf.reduce_sum(weight))
         if config.global_negatives > 0:
             pool = tf.shape(self.negative_pool)[0]
             picks = tf.random.uniform([config.global_negatives], 0, pool, dtype=tf.int32)
@@ -182,8 +203,7 @@ class TwoTowerModel(tfrs.Model):
             extra = tf.where(tf.equal(ids[:, None], negative_ids[None, :]), tf.fill(tf.shape(extra), -1e9), extra)
             logits = tf.concat([logits, extra], axis=1)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        weight = tf.cast(valid, tf.float32)
-        return tf.math.divide_no_nan(tf.reduce_sum(loss * weight), tf.reduce_sum(weight))
+        return tf.math.divide_no_nan(tf.reduce_sum(loss * weight), tf.reduce_sum(weight)) + cold_loss
 
     def train_step(self, inputs):
         """TFRS's step, correct under a strategy with several replicas: each replica's gradient is of its

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from retrieval.defaults import QUERY_TOWER, QUERY_TOWERS
+from retrieval.defaults import ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,7 @@ class TowerConfig:
     use_content: bool = True
     use_item_id: bool = True
     use_user_id: bool = False
-    id_dropout: float = 0.1
+    id_dropout: float = ID_DROPOUT
     id_dropout_rare: int = 0
     recency_decay: float = 0.7
     content_skip: bool = True
@@ -149,8 +149,12 @@ class ItemEncoder(tf.keras.layers.Layer):
         rates = self.config.id_dropout * np.minimum(1.0, self.config.id_dropout_rare / counts)
         self.dropout_by_row = tf.constant(np.concatenate([[self.config.id_dropout], rates]).astype(np.float32))
 
-    def call(self, item_ids: tf.Tensor, content: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        """Each distinct id of ``item_ids`` is encoded once (a history batch ``[B, L]`` repeats items many
+    def call(self, item_ids: tf.Tensor, content: tf.Tensor, training: Optional[bool] = None,
+             content_only: bool = False) -> tf.Tensor:
+        """``content_only``: every item as an item unseen in training would be (the OOV id vector), which is
+        how a cold item is encoded.
+
+        Each distinct id of ``item_ids`` is encoded once (a history batch ``[B, L]`` repeats items many
         times: the content MLP and the id lookup run over the distinct ones, then are gathered back); the
         id dropout still draws per occurrence."""
         shape = tf.shape(item_ids)
@@ -163,7 +167,9 @@ class ItemEncoder(tf.keras.layers.Layer):
             out = tf.gather(self.content_mlp(tf.gather(flat_content, first)), where)
         if self.id_embedding is not None:
             rows = tf.gather(self.id_lookup(unique), where)
-            if training and self.config.id_dropout > 0:
+            if content_only:
+                rows = tf.zeros_like(rows)
+            elif training and self.config.id_dropout > 0:
                 rate = self.config.id_dropout
                 if self.dropout_by_row is not None:  # per item, by its training count
                     rate = tf.gather(self.dropout_by_row, rows)
@@ -300,8 +306,11 @@ class CandidateTower(tf.keras.Model):
         self.config = config
         self.items = ItemEncoder(config, item_vocabulary)
 
-    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        out = tf.math.l2_normalize(self.items(inputs["item_id"], inputs["content"], training=training), axis=-1)
+    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None,
+             content_only: bool = False) -> tf.Tensor:
+        """``content_only``: each item encoded as a cold item (the OOV id vector and its content)."""
+        out = tf.math.l2_normalize(self.items(inputs["item_id"], inputs["content"], training=training,
+                                              content_only=content_only), axis=-1)
         if self.config.content_skip and self.config.use_content:
             out = tf.concat([out, tf.math.l2_normalize(inputs["content"], axis=-1)], axis=-1)
         return tf.math.l2_normalize(out, axis=-1)
