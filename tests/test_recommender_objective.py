@@ -151,3 +151,28 @@ def test_rare_items_have_their_ids_dropped_more():
     flat = ItemEncoder(TowerConfig(embedding_dim=4, hidden_dims=(), id_dropout=0.5), ["a"])
     flat.set_item_counts([1000])
     assert flat.dropout_by_row is None  # id_dropout_rare 0: one rate for every item
+
+
+def test_the_cold_loss_trains_the_out_of_vocabulary_vector_without_dropping_ids():
+    from retrieval.model import TaskConfig, TwoTowerModel
+    from retrieval.towers import ContentLookup, TowerConfig
+
+    ids = ["a", "b", "c", "d"]
+    content = ContentLookup(ids, np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32))
+    tower = TowerConfig(embedding_dim=6, hidden_dims=(), query="bag", id_dropout=0.0)
+    features = {"history_ids": tf.constant([["a", "b"], ["c", "d"]]), "item_id": tf.constant(["c", "a"]),
+                "user_id": tf.constant(["u", "v"])}
+    grads = {}
+    for weight in (0.0, 1.0):
+        tf.keras.utils.set_random_seed(0)
+        model = TwoTowerModel(tower, content, ids, task_config=TaskConfig(cold_loss_weight=weight))
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(features, training=True)
+        embedding = model.candidate_tower.items.id_embedding.embeddings
+        grad = tf.convert_to_tensor(tape.gradient(loss, embedding))
+        grads[weight] = (float(loss), grad.numpy()[0])  # row 0: the out-of-vocabulary vector
+    assert not np.any(grads[0.0][1]) and np.any(grads[1.0][1])  # only the cold loss reaches the OOV vector
+    assert grads[1.0][0] > grads[0.0][0]  # same weights (seeded), one more loss term
+    tf.keras.utils.set_random_seed(0)
+    model = TwoTowerModel(tower, content, ids, task_config=TaskConfig(cold_loss_weight=1.0))
+    assert np.isclose(float(model.compute_loss(features, training=False)), grads[0.0][0], atol=1e-5)  # train only
