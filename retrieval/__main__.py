@@ -54,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
                         title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
-                        dropout=args.dropout, id_dropout=args.id_dropout)
+                        dropout=args.dropout, id_dropout=args.id_dropout, content_skip=not args.no_content_skip)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
                       global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight)
     config = TrainConfig(tower=tower, task=task, objective=args.objective, epochs=args.epochs, batch_size=args.batch_size,
@@ -240,6 +240,9 @@ def _add_train(verbs) -> None:
                    help="fraction of items held out of training (default 0.1)")
     p.add_argument("--user-id", action="store_true", help="add a user-id embedding to the query tower")
     p.add_argument("--no-item-id", action="store_true", help="content only: no item-id embedding")
+    p.add_argument("--no-content-skip", action="store_true",
+                   help="do not append the raw content to both towers' outputs (by default the model starts from "
+                        "content cosine similarity)")
     p.add_argument("--no-id-only-baseline", action="store_true", help="skip training the ID-only baseline")
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
