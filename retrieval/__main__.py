@@ -164,6 +164,13 @@ def _probability(value: str) -> float:
     return number
 
 
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number >= 0")
+    return number
+
+
 def _add_simulate(verbs) -> None:
     p = verbs.add_parser("simulate", help="simulate users over an item-embedding file",
                          description="Simulate users who prefer a few categories of an item-embedding file and "
@@ -231,7 +238,7 @@ def _add_train(verbs) -> None:
     p.add_argument("--id-dropout", type=_probability, default=ID_DROPOUT,
                    help=f"training-time share of item ids replaced by the out-of-vocabulary vector, which then "
                         f"stands for an item known only by content (default {ID_DROPOUT})")
-    p.add_argument("--cold-loss-weight", type=float, default=COLD_LOSS_WEIGHT,
+    p.add_argument("--cold-loss-weight", type=_non_negative, default=COLD_LOSS_WEIGHT,
                    help=f"weight of a second loss that scores every in-batch candidate as a cold item (its "
                         f"content and the out-of-vocabulary vector; 0: off; default {COLD_LOSS_WEIGHT})")
     p.add_argument("--no-logq", action="store_true", help="no logQ (popularity) correction of the negatives")

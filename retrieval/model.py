@@ -72,6 +72,13 @@ class TaskConfig:
     global_negatives: int = 0
     cold_loss_weight: float = COLD_LOSS_WEIGHT
 
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.global_negatives < 0 or not self.cold_loss_weight >= 0:
+            raise ValueError(f"global_negatives and cold_loss_weight must be >= 0, got {self.global_negatives} "
+                             f"and {self.cold_loss_weight}")
+
 
 class TwoTowerModel(tfrs.Model):
     """Query tower + candidate tower + a sampled-softmax retrieval loss.

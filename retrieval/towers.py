@@ -77,6 +77,8 @@ class TowerConfig:
     def __post_init__(self) -> None:
         if not (self.use_content or self.use_item_id):
             raise ValueError("a tower needs content, item ids, or both")
+        if self.id_dropout_rare < 0:
+            raise ValueError(f"id_dropout_rare must be >= 0, got {self.id_dropout_rare}")
         if self.query not in QUERY_TOWERS:
             raise ValueError(f"unknown query tower {self.query!r} (expected one of {', '.join(QUERY_TOWERS)})")
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))

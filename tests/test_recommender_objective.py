@@ -176,3 +176,22 @@ def test_the_cold_loss_trains_the_out_of_vocabulary_vector_without_dropping_ids(
     tf.keras.utils.set_random_seed(0)
     model = TwoTowerModel(tower, content, ids, task_config=TaskConfig(cold_loss_weight=1.0))
     assert np.isclose(float(model.compute_loss(features, training=False)), grads[0.0][0], atol=1e-5)  # train only
+
+
+def test_bad_loss_settings_are_refused(capsys):
+    from retrieval.__main__ import main
+    from retrieval.model import TaskConfig
+    from retrieval.towers import TowerConfig
+
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        TaskConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="cold_loss_weight must be >= 0"):
+        TaskConfig(cold_loss_weight=-0.5)
+    with pytest.raises(ValueError, match="id_dropout_rare must be >= 0"):
+        TowerConfig(id_dropout_rare=-1)
+    with pytest.raises(SystemExit) as bad:
+        main(["train", "--interactions", "x.csv", "--output", "out", "--cold-loss-weight", "nan"])
+    assert bad.value.code == 2 and "must be a number >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(["train", "--interactions", "x.csv", "--output", "out", "--objective", "all"])
+    assert bad.value.code == 2 and "invalid choice: 'all'" in capsys.readouterr().err
