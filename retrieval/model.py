@@ -20,14 +20,16 @@ from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerCon
 
 
 def embed_queries(query_tower: QueryTower, content: ContentLookup, history_ids: tf.Tensor,
-                  user_ids: Optional[tf.Tensor] = None, training: bool = False) -> tf.Tensor:
-    """history ids str ``[B, L]`` (``""`` = padding; ids unknown to ``content`` are ignored) -> ``[B, E]``."""
+                  user_ids: Optional[tf.Tensor] = None, training: bool = False,
+                  every_position: bool = False) -> tf.Tensor:
+    """history ids str ``[B, L]`` (``""`` = padding; ids unknown to ``content`` are ignored) -> ``[B, E]``, or
+    with ``every_position`` ``[B, L, E]`` (the query after each prefix)."""
     history_content, known = content(history_ids)
     inputs = {"history_ids": history_ids, "history_content": history_content,
               "history_mask": tf.logical_and(known, tf.not_equal(history_ids, ""))}
     if user_ids is not None:
         inputs["user_id"] = user_ids
-    return query_tower(inputs, training=training)
+    return query_tower(inputs, training=training, every_position=every_position)
 
 
 def embed_items(candidate_tower: CandidateTower, content: ContentLookup, item_ids: tf.Tensor,
@@ -109,14 +111,9 @@ class TwoTowerModel(tfrs.Model):
         """features -> (query ``[Q, E]``, candidate ``[Q, E]``, candidate ids ``[Q]``): one row an example, or
         with ``target_ids`` (the every-position objective) one row a window position, ``""`` where no target."""
         if "target_ids" in features:
-            history, targets = features["history_ids"], features["target_ids"]
-            content, known = self.content(history)
-            inputs = {"history_ids": history, "history_content": content,
-                      "history_mask": tf.logical_and(known, tf.not_equal(history, ""))}
-            if "user_id" in features:
-                inputs["user_id"] = features["user_id"]
-            query = self.query_tower(inputs, training=training, every_position=True)  # [B, L, E]
-            ids = tf.reshape(targets, [-1])
+            query = embed_queries(self.query_tower, self.content, features["history_ids"], features.get("user_id"),
+                                  training=training, every_position=True)  # [B, L, E]
+            ids = tf.reshape(features["target_ids"], [-1])
             query = tf.reshape(query, [tf.size(ids), tf.shape(query)[-1]])
             return query, embed_items(self.candidate_tower, self.content, ids, training=training), ids
         query = embed_queries(self.query_tower, self.content, features["history_ids"],

@@ -70,14 +70,8 @@ def leave_one_out(sequences: Mapping[str, Sequence[str]], cold_items: Iterable[s
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingExamples:
-    """Next-item examples from training sequences.
-
-    Attributes:
-      users: str ``[M]``.
-      history: str ``[M, L]``, the up-to-L items before the target, oldest first, left-padded with ``""``.
-      targets: str ``[M]``.
-    """
+class _TrainingRows:
+    """Rows of training data: ``users`` str ``[M]``, ``history`` str ``[M, L]`` and ``targets``."""
 
     users: np.ndarray
     history: np.ndarray
@@ -85,6 +79,17 @@ class TrainingExamples:
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingExamples(_TrainingRows):
+    """Next-item examples from training sequences.
+
+    Attributes:
+      users: str ``[M]``.
+      history: str ``[M, L]``, the up-to-L items before the target, oldest first, left-padded with ``""``.
+      targets: str ``[M]``.
+    """
 
     @property
     def target_count(self) -> int:
@@ -114,7 +119,7 @@ def training_examples(train: Mapping[str, Sequence[str]], max_history: int) -> T
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceWindows:
+class SequenceWindows(_TrainingRows):
     """Training windows for the every-position objective: each row is a stretch of one user's training
     sequence, and every position of it is a query for the next item.
 
@@ -124,13 +129,6 @@ class SequenceWindows:
       targets: str ``[M, L]``: ``targets[m, p]`` is the item after ``history[m, p]``, or ``""`` where that
         position is not trained on (padding, or a target an earlier window already covered).
     """
-
-    users: np.ndarray
-    history: np.ndarray
-    targets: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
 
     @property
     def target_count(self) -> int:
