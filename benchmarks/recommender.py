@@ -104,7 +104,7 @@ def parse_grid(text: str) -> List[dict]:
 
 
 #: Grid settings that belong to the data source (how content is built), not to the model.
-SOURCE_SETTINGS = ("title_tokens",)
+SOURCE_SETTINGS = ("title_tokens", "balance_columns")
 
 
 def with_source(source, settings: dict):

@@ -15,7 +15,7 @@ import csv
 import dataclasses
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -108,33 +108,40 @@ def title_words(title: str) -> List[str]:
 
 
 def catalog_features(catalog: Catalog, min_count: int = 2, max_tokens: int = 2000,
-                     title_tokens: bool = False) -> np.ndarray:
+                     title_tokens: bool = False, balance_columns: bool = False) -> np.ndarray:
     """Multi-hot content vectors ``[N, T]`` over the ``T`` most frequent ``column=token`` pairs (tokens split on
     whitespace) of every column except the id and the title, counted in at least ``min_count`` items;
     with ``title_tokens`` also the title's words (``title=word``, :func:`title_words`), so a sequel or a
-    series shares tokens with its first part; an item with none of them gets a zero vector."""
+    series shares tokens with its first part; an item with none of them gets a zero vector.
+
+    With ``balance_columns`` each column's tokens (the title's words are one column) are scaled to unit length
+    within the item, so every column an item has counts equally in a cosine similarity: a title of five words
+    does not outweigh one genre."""
     counts: Dict[str, int] = {}
-    tokens_per_item: List[List[str]] = [[] for _ in catalog.ids]
+    tokens_per_item: List[List[Tuple[str, str]]] = [[] for _ in catalog.ids]  # (column, key) pairs
     columns = dict(catalog.columns)
     for column, values in columns.items():
         for n, value in enumerate(values):
             for token in set(value.split()):
                 key = f"{column}={token}"
-                tokens_per_item[n].append(key)
+                tokens_per_item[n].append((column, key))
                 counts[key] = counts.get(key, 0) + 1
     if title_tokens:
         for n, title in enumerate(catalog.titles):
             for word in title_words(title):
                 key = f"title={word}"
-                tokens_per_item[n].append(key)
+                tokens_per_item[n].append(("\0title", key))
                 counts[key] = counts.get(key, 0) + 1
     vocab = sorted((k for k, c in counts.items() if c >= min_count), key=lambda k: (-counts[k], k))[:max_tokens]
     index = {k: i for i, k in enumerate(vocab)}
     vectors = np.zeros((len(catalog.ids), max(len(vocab), 1)), np.float32)
     for n, keys in enumerate(tokens_per_item):
-        for key in keys:
-            if key in index:
-                vectors[n, index[key]] = 1.0
+        kept = [(column, key) for column, key in keys if key in index]
+        per_column: Dict[str, int] = {}
+        for column, _ in kept:
+            per_column[column] = per_column.get(column, 0) + 1
+        for column, key in kept:
+            vectors[n, index[key]] = 1.0 / np.sqrt(per_column[column]) if balance_columns else 1.0
     return vectors
 
 

@@ -16,7 +16,13 @@ OBJECTIVES = ("every_position", "last_item")
 OBJECTIVE = "every_position"
 #: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`).
 TITLE_TOKENS = True
+#: Catalog content: every column (the title's words one column) counts equally (see catalog_features).
+BALANCE_COLUMNS = False
 #: Training-time share of item ids replaced by the out-of-vocabulary vector (see retrieval.towers.TowerConfig).
 ID_DROPOUT = 0.1
 #: Weight of the loss that scores in-batch candidates as cold items (see retrieval.model.TaskConfig).
 COLD_LOSS_WEIGHT = 0.0
+#: The candidate's appended content is scaled by a learned weight (see retrieval.towers.TowerConfig).
+CANDIDATE_SKIP_WEIGHT = False
+#: The content MLP's last layer starts at zero (see retrieval.towers.TowerConfig).
+ZERO_INIT_CONTENT = False

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from retrieval.defaults import ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS
+from retrieval.defaults import CANDIDATE_SKIP_WEIGHT, ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS, ZERO_INIT_CONTENT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,12 @@ class TowerConfig:
       content_skip: append the raw (unit) content to both towers' outputs (the query's is the mean of its
         history's, scaled by a learned weight), so the model starts from content-only cosine similarity
         and learns what to add; the output size is then E + D.
+      candidate_skip_weight: with ``content_skip``, the candidate's appended content is scaled by a learned
+        weight too (starting at 1), so the model can shrink the content cosine's share on both sides and give
+        the learned embeddings the whole range of the score; without it the candidate's content share is fixed
+        at half its length.
+      zero_init_content: start the content MLP's last layer at zero, so an item's encoding starts as its id
+        embedding alone and the content part grows only as far as it helps (with item ids only).
       query: the query tower's kind, ``bag``, ``gru`` or ``sasrec``.
       max_positions: the most recent items ``sasrec`` attends over (its positional embeddings).
       blocks, heads, dropout: ``sasrec``'s Transformer blocks, attention heads and dropout rate.
@@ -68,6 +74,8 @@ class TowerConfig:
     id_dropout_rare: int = 0
     recency_decay: float = 0.7
     content_skip: bool = True
+    candidate_skip_weight: bool = CANDIDATE_SKIP_WEIGHT
+    zero_init_content: bool = ZERO_INIT_CONTENT
     query: str = QUERY_TOWER
     max_positions: int = 50
     blocks: int = 2
@@ -89,7 +97,8 @@ class TowerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TowerConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        data = {"query": "bag", **data}  # runs written before the query kinds existed pooled a bag
+        # runs written before these settings existed: a bag, a fixed candidate content share, default init
+        data = {"query": "bag", "candidate_skip_weight": False, "zero_init_content": False, **data}
         return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
 
 
@@ -135,7 +144,9 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.dropout_by_row = None  # [V + 1] per-row id dropout (see set_item_counts)
         if config.use_content:
             layers = [tf.keras.layers.Dense(h, activation="gelu") for h in config.hidden_dims]
-            self.content_mlp = tf.keras.Sequential(layers + [tf.keras.layers.Dense(config.embedding_dim)])
+            last = tf.keras.layers.Dense(config.embedding_dim, kernel_initializer=(
+                "zeros" if config.zero_init_content and config.use_item_id else "glorot_uniform"))
+            self.content_mlp = tf.keras.Sequential(layers + [last])
         if config.use_item_id:
             self.id_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, item_vocabulary)),
                                                           num_oov_indices=1, mask_token=None)
@@ -307,6 +318,9 @@ class CandidateTower(tf.keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.items = ItemEncoder(config, item_vocabulary)
+        self.skip_weight = None
+        if config.content_skip and config.use_content and config.candidate_skip_weight:
+            self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None,
              content_only: bool = False) -> tf.Tensor:
@@ -314,5 +328,8 @@ class CandidateTower(tf.keras.Model):
         out = tf.math.l2_normalize(self.items(inputs["item_id"], inputs["content"], training=training,
                                               content_only=content_only), axis=-1)
         if self.config.content_skip and self.config.use_content:
-            out = tf.concat([out, tf.math.l2_normalize(inputs["content"], axis=-1)], axis=-1)
+            skip = tf.math.l2_normalize(inputs["content"], axis=-1)
+            if self.skip_weight is not None:
+                skip = self.skip_weight * skip
+            out = tf.concat([out, skip], axis=-1)
         return tf.math.l2_normalize(out, axis=-1)

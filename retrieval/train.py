@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
 from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
-from retrieval.defaults import OBJECTIVE, OBJECTIVES, REPEAT, TITLE_TOKENS
+from retrieval.defaults import BALANCE_COLUMNS, OBJECTIVE, OBJECTIVES, REPEAT, TITLE_TOKENS
 from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
@@ -105,6 +105,8 @@ class DataSource:
       repeats: ``keep``, ``first`` or ``last`` (see :mod:`retrieval.interactions`).
       title_tokens: with content from the catalog, its titles' words are tokens too (see
         :func:`retrieval.catalog.catalog_features`).
+      balance_columns: with content from the catalog, each column (the title's words one column) has unit
+        length within an item's vector, so every column counts equally in a content cosine.
     """
 
     interactions: str
@@ -115,6 +117,7 @@ class DataSource:
     title_col: Optional[str] = None
     repeats: str = REPEAT
     title_tokens: bool = TITLE_TOKENS
+    balance_columns: bool = BALANCE_COLUMNS
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
@@ -305,7 +308,8 @@ def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], 
         return read_embeddings(source.embeddings), catalog, "embeddings"
     if catalog is not None:
         return EmbeddingTable(np.asarray(catalog.ids), np.asarray([""] * len(catalog)),
-                              catalog_features(catalog, title_tokens=source.title_tokens)), catalog, "catalog"
+                              catalog_features(catalog, title_tokens=source.title_tokens,
+                                               balance_columns=source.balance_columns)), catalog, "catalog"
     return None, None, "none"
 
 

@@ -195,3 +195,56 @@ def test_bad_loss_settings_are_refused(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["train", "--interactions", "x.csv", "--output", "out", "--objective", "all"])
     assert bad.value.code == 2 and "invalid choice: 'all'" in capsys.readouterr().err
+
+
+def test_balanced_columns_count_equally():
+    catalog = Catalog(ids=["1", "2", "3"], titles=["Toy Story Part One", "Toy Story Part Two", "Heat"],
+                      columns={"genres": ["Animation Comedy", "Animation Comedy", "Crime"], "year": ["1995"] * 3})
+    plain = catalog_features(catalog, title_tokens=True)
+    balanced = catalog_features(catalog, title_tokens=True, balance_columns=True)
+    assert np.array_equal(balanced > 0, plain > 0)  # the same tokens, only weighted
+    # item 1: genres (2 tokens), year (1), title words part/story/toy (3): each column has unit length
+    assert np.isclose((balanced[0] ** 2).sum(), 3.0)
+    assert np.isclose((balanced[2] ** 2).sum(), 1.0)  # Heat: only the year is shared with another item
+    assert np.isclose(balanced[0].max(), 1.0) and np.isclose(balanced[0][balanced[0] > 0].min(), 1 / np.sqrt(3))
+
+
+def test_zero_init_content_starts_each_item_as_its_id():
+    from retrieval.towers import ItemEncoder, TowerConfig
+
+    config = TowerConfig(embedding_dim=4, hidden_dims=(8,), id_dropout=0.0, zero_init_content=True)
+    encoder = ItemEncoder(config, ["a", "b"])
+    content = tf.random.normal([3, 5])
+    out = encoder(tf.constant(["a", "b", "zz"]), content).numpy()
+    rows = encoder.id_lookup(tf.constant(["a", "b", "zz"]))
+    assert np.allclose(out, encoder.id_embedding(rows).numpy())  # content adds nothing yet
+    assert np.allclose(out[2], encoder.id_embedding(tf.constant(0)).numpy())  # unknown: the OOV vector
+    # content only (no ids): a zero start would make every item alike, so the usual initialisation stays
+    content_only = ItemEncoder(TowerConfig(embedding_dim=4, hidden_dims=(8,), use_item_id=False,
+                                           zero_init_content=True), [])
+    assert np.abs(content_only(tf.constant(["a", "b"]), content[:2]).numpy()).sum() > 0
+
+
+def test_candidate_skip_weight_scales_the_candidates_content_share():
+    from retrieval.towers import CandidateTower, TowerConfig
+
+    inputs = {"item_id": tf.constant(["a", "b"]), "content": tf.constant([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]])}
+    fixed = CandidateTower(TowerConfig(embedding_dim=4, hidden_dims=(), candidate_skip_weight=False), ["a", "b"])
+    learned = CandidateTower(TowerConfig(embedding_dim=4, hidden_dims=(), candidate_skip_weight=True), ["a", "b"])
+    assert fixed.skip_weight is None and float(learned.skip_weight.numpy()) == 1.0
+    out = learned(inputs).numpy()
+    assert np.allclose(np.linalg.norm(out[:, 4:], axis=1), np.sqrt(0.5))  # starts at half, as the fixed share
+    learned.skip_weight.assign(0.0)
+    out = learned(inputs).numpy()
+    assert np.allclose(out[:, 4:], 0) and np.allclose(np.linalg.norm(out[:, :4], axis=1), 1)  # the whole range
+    fixed(inputs)
+    assert len(learned.trainable_weights) == len(fixed.trainable_weights) + 1
+
+
+def test_runs_written_before_the_new_settings_read_as_they_were_trained():
+    from retrieval.towers import TowerConfig
+
+    old = TowerConfig.from_dict({"embedding_dim": 8, "hidden_dims": [16]})
+    assert old.query == "bag" and not old.candidate_skip_weight and not old.zero_init_content
+    new = TowerConfig(candidate_skip_weight=True, zero_init_content=True)
+    assert TowerConfig.from_dict(new.to_dict()) == new
