@@ -26,3 +26,5 @@ COLD_LOSS_WEIGHT = 0.0
 CANDIDATE_SKIP_WEIGHT = False
 #: The content MLP's last layer starts at zero (see retrieval.towers.TowerConfig).
 ZERO_INIT_CONTENT = False
+#: Items without a trained id get a content encoder of their own (see retrieval.towers.TowerConfig).
+COLD_ENCODER = False

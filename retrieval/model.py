@@ -64,7 +64,8 @@ class TaskConfig:
         sampling; 0: in-batch only); their logQ term is ``log(M / N)``.
       cold_loss_weight: with content and item ids, add this times a second softmax loss in which every
         in-batch candidate is encoded as a cold item (the OOV id vector and its content): it trains the
-        content path for items unseen in training without dropping ids from the main loss (0: off).
+        content path for items unseen in training without dropping ids from the main loss (0: off); with
+        ``TowerConfig.cold_encoder`` it trains only the cold encoder (the queries held fixed).
     """
 
     temperature: float = 0.1
@@ -181,8 +182,9 @@ class TwoTowerModel(tfrs.Model):
             hits = tf.logical_and(same, tf.logical_not(tf.one_hot(labels, batch, on_value=True, off_value=False)))
             blocked = tf.logical_or(blocked, hits)
 
-        def scored(candidates: tf.Tensor) -> tf.Tensor:  # [Q, E] x [B_global, E] -> masked logits [Q, B_global]
-            logits = tf.matmul(query, candidates, transpose_b=True) / config.temperature + bias[None, :]
+        def scored(candidates: tf.Tensor, queries: tf.Tensor = query) -> tf.Tensor:
+            """[Q, E] x [B_global, E] -> masked logits [Q, B_global]."""
+            logits = tf.matmul(queries, candidates, transpose_b=True) / config.temperature + bias[None, :]
             return tf.where(blocked, tf.fill(tf.shape(logits), -1e9), logits)
 
         logits = scored(candidate)
@@ -193,7 +195,9 @@ class TwoTowerModel(tfrs.Model):
             as_cold = embed_items(self.candidate_tower, self.content, ids, training=training, content_only=True)
             if several:
                 as_cold = context.all_gather(as_cold, axis=0)
-            cold_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scored(as_cold))
+            # with a cold encoder only it learns from this loss: the warm model's queries are held fixed
+            cold_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scored(
+                as_cold, tf.stop_gradient(query) if cold.cold_encoder else query))
             cold_loss = config.cold_loss_weight * tf.math.divide_no_nan(tf.reduce_sum(cold_ce * weight),
                                                                         tf.reduce_sum(weight))
         if config.global_negatives > 0:

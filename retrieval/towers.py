@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from retrieval.defaults import CANDIDATE_SKIP_WEIGHT, ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS, ZERO_INIT_CONTENT
+from retrieval.defaults import CANDIDATE_SKIP_WEIGHT, COLD_ENCODER, ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS, ZERO_INIT_CONTENT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,12 @@ class TowerConfig:
         at half its length.
       zero_init_content: start the content MLP's last layer at zero, so an item's encoding starts as its id
         embedding alone and the content part grows only as far as it helps (with item ids only).
+      cold_encoder: the candidate tower encodes an item without a trained id (unknown, held out of training,
+        or its id dropped) by a content MLP of its own instead of the out-of-vocabulary vector plus the warm
+        content MLP; it is trained by the cold loss (``TaskConfig.cold_loss_weight``) with the query held
+        fixed, so learning cold start does not move the warm model (needs content and item ids).
+      warm_candidate_content: False: the candidate tower encodes an item with a trained id by that id alone
+        (content still shapes the query, and reaches candidates through the cold encoder, which this needs).
       query: the query tower's kind, ``bag``, ``gru`` or ``sasrec``.
       max_positions: the most recent items ``sasrec`` attends over (its positional embeddings).
       blocks, heads, dropout: ``sasrec``'s Transformer blocks, attention heads and dropout rate.
@@ -76,6 +82,8 @@ class TowerConfig:
     content_skip: bool = True
     candidate_skip_weight: bool = CANDIDATE_SKIP_WEIGHT
     zero_init_content: bool = ZERO_INIT_CONTENT
+    cold_encoder: bool = COLD_ENCODER
+    warm_candidate_content: bool = True
     query: str = QUERY_TOWER
     max_positions: int = 50
     blocks: int = 2
@@ -85,6 +93,10 @@ class TowerConfig:
     def __post_init__(self) -> None:
         if not (self.use_content or self.use_item_id):
             raise ValueError("a tower needs content, item ids, or both")
+        if self.cold_encoder and not (self.use_content and self.use_item_id):
+            raise ValueError("cold_encoder needs both content and item ids")
+        if not self.warm_candidate_content and not self.cold_encoder:
+            raise ValueError("warm_candidate_content=False needs cold_encoder (else cold items get no content)")
         if self.id_dropout_rare < 0:
             raise ValueError(f"id_dropout_rare must be >= 0, got {self.id_dropout_rare}")
         if self.query not in QUERY_TOWERS:
@@ -98,7 +110,8 @@ class TowerConfig:
     def from_dict(cls, data: dict) -> "TowerConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         # runs written before these settings existed: a bag, a fixed candidate content share, default init
-        data = {"query": "bag", "candidate_skip_weight": False, "zero_init_content": False, **data}
+        data = {"query": "bag", "candidate_skip_weight": False, "zero_init_content": False, "cold_encoder": False,
+                **data}
         return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
 
 
@@ -134,12 +147,15 @@ class ItemEncoder(tf.keras.layers.Layer):
     Args:
       config: the tower configuration.
       item_vocabulary: items seen in training (the id embedding's vocabulary).
+      cold_path: with ``config.cold_encoder``, encode items without a trained id by a content MLP of their
+        own (the candidate tower's encoder; the query tower's keeps the OOV vector).
     """
 
-    def __init__(self, config: TowerConfig, item_vocabulary: Sequence[str], **kwargs) -> None:
+    def __init__(self, config: TowerConfig, item_vocabulary: Sequence[str], cold_path: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
-        self.content_mlp = None
+        self.content_mlp = self.cold_mlp = None
         self.id_lookup = self.id_embedding = None
         self.dropout_by_row = None  # [V + 1] per-row id dropout (see set_item_counts)
         if config.use_content:
@@ -147,6 +163,9 @@ class ItemEncoder(tf.keras.layers.Layer):
             last = tf.keras.layers.Dense(config.embedding_dim, kernel_initializer=(
                 "zeros" if config.zero_init_content and config.use_item_id else "glorot_uniform"))
             self.content_mlp = tf.keras.Sequential(layers + [last])
+        if cold_path and config.cold_encoder:
+            self.cold_mlp = tf.keras.Sequential([tf.keras.layers.Dense(h, activation="gelu") for h in config.hidden_dims]
+                                                + [tf.keras.layers.Dense(config.embedding_dim)], name="cold_mlp")
         if config.use_item_id:
             self.id_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, item_vocabulary)),
                                                           num_oov_indices=1, mask_token=None)
@@ -177,7 +196,8 @@ class ItemEncoder(tf.keras.layers.Layer):
         if self.content_mlp is not None:
             flat_content = tf.reshape(content, [-1, tf.shape(content)[-1]])
             first = tf.math.unsorted_segment_min(tf.range(tf.size(flat_ids)), where, tf.size(unique))
-            out = tf.gather(self.content_mlp(tf.gather(flat_content, first)), where)
+            unique_content = tf.gather(flat_content, first)
+            out = tf.gather(self.content_mlp(unique_content), where)
         if self.id_embedding is not None:
             rows = tf.gather(self.id_lookup(unique), where)
             if content_only:
@@ -188,7 +208,12 @@ class ItemEncoder(tf.keras.layers.Layer):
                     rate = tf.gather(self.dropout_by_row, rows)
                 keep = tf.random.uniform(tf.shape(rows)) >= rate
                 rows = tf.where(keep, rows, tf.zeros_like(rows))
+            if self.cold_mlp is not None and not self.config.warm_candidate_content:
+                out = 0.0  # a warm candidate is its id; content reaches candidates through the cold encoder only
             out = out + self.id_embedding(rows)
+            if self.cold_mlp is not None:  # no trained id: the cold encoder's vector instead
+                cold = tf.gather(self.cold_mlp(unique_content), where)
+                out = tf.where(tf.equal(rows, 0)[:, None], cold, out)
         return tf.reshape(out, tf.concat([shape, [self.config.embedding_dim]], axis=0))
 
 
@@ -317,7 +342,7 @@ class CandidateTower(tf.keras.Model):
     def __init__(self, config: TowerConfig, item_vocabulary: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
-        self.items = ItemEncoder(config, item_vocabulary)
+        self.items = ItemEncoder(config, item_vocabulary, cold_path=True)
         self.skip_weight = None
         if config.content_skip and config.use_content and config.candidate_skip_weight:
             self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)

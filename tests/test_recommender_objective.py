@@ -248,3 +248,44 @@ def test_runs_written_before_the_new_settings_read_as_they_were_trained():
     assert old.query == "bag" and not old.candidate_skip_weight and not old.zero_init_content
     new = TowerConfig(candidate_skip_weight=True, zero_init_content=True)
     assert TowerConfig.from_dict(new.to_dict()) == new
+
+
+def test_the_cold_encoder_learns_cold_items_without_moving_the_warm_model():
+    from retrieval.model import TaskConfig, TwoTowerModel
+    from retrieval.towers import ContentLookup, TowerConfig
+
+    ids = np.array(["a", "b", "c", "d", "new"])
+    content = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    tower = TowerConfig(embedding_dim=4, hidden_dims=(8,), id_dropout=0.0, cold_encoder=True)
+    features = {"history_ids": tf.constant([["a", "b"], ["c", "d"]]), "item_id": tf.constant(["c", "a"]),
+                "user_id": tf.constant(["u", "v"])}
+    model = TwoTowerModel(tower, ContentLookup(list(ids), content), list(ids[:4]),
+                          task_config=TaskConfig(cold_loss_weight=1.0))
+    model.compute_loss(features)
+    encoder = model.candidate_tower.items
+    assert encoder.cold_mlp is not None and model.query_tower.items.cold_mlp is None  # candidates only
+    # an unknown item is its content through the cold encoder; a known one its id plus the warm content MLP
+    out = encoder(tf.constant(["new", "a"]), tf.constant(content[[4, 0]])).numpy()
+    assert np.allclose(out[0], encoder.cold_mlp(content[4:5]).numpy()[0], atol=1e-6)
+    warm = encoder.content_mlp(content[0:1]).numpy()[0] + encoder.id_embedding(encoder.id_lookup(tf.constant("a"))).numpy()
+    assert np.allclose(out[1], warm, atol=1e-6)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(features, training=True)
+    variables = model.trainable_variables
+    grads = dict(zip([v.name for v in variables], tape.gradient(loss, variables)))
+    cold = {v.name for v in encoder.cold_mlp.trainable_variables}
+    with tf.GradientTape() as tape:
+        warm_loss = TwoTowerModel.compute_loss(model, features, training=False)  # the main loss alone
+    warm_grads = dict(zip([v.name for v in variables], tape.gradient(warm_loss, variables)))
+    for name, grad in grads.items():
+        if name in cold:
+            assert grad is not None and np.any(tf.convert_to_tensor(grad).numpy())  # the cold loss trains it
+            assert warm_grads[name] is None or not np.any(tf.convert_to_tensor(warm_grads[name]).numpy())  # only it
+        else:  # every other weight gets exactly the main loss's gradient
+            assert np.allclose(np.nan_to_num(tf.convert_to_tensor(grad).numpy() if grad is not None else 0.0),
+                               tf.convert_to_tensor(warm_grads[name]).numpy() if warm_grads[name] is not None else 0.0,
+                               atol=1e-6), name
+    with pytest.raises(ValueError, match="cold_encoder needs"):
+        TowerConfig(cold_encoder=True, use_item_id=False)
+    with pytest.raises(ValueError, match="needs cold_encoder"):
+        TowerConfig(warm_candidate_content=False)
