@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from data_interface_for_model.atomic import atomic_write
     from retrieval.evaluate import evaluate_run
-    from retrieval.metrics import format_markdown, format_table
+    from retrieval.metrics import format_intervals, format_markdown, format_table
     from retrieval.rundir import load_run
 
     result = evaluate_run(load_run(args.run), args.split, progress=not args.quiet)
@@ -87,15 +87,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.split} split, full ranking over {result['items']} items, history masked:")
     print(table(result["all"]))
-    if result["cold_start"]:
-        print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
-        print(table(result["cold_start"]))
+    for population, rows in (("all", result["all"]), ("cold_start", result["cold_start"])):
+        if population == "cold_start" and rows:
+            print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
+            print(table(rows))
+        if population in result["intervals"]:
+            print(f"\n95% bootstrap intervals over the users ({population.replace('_', ' ')}); the model's lead "
+                  "over each method with its paired interval (* it leads, - it trails, at 95%):")
+            print(format_intervals(result["intervals"][population], rows, result["main"], markdown=args.markdown))
     if args.json:
         with atomic_write(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
     main_row = result["all"][result["main"]]
     best = max(result["all"], key=lambda name: result["all"][name]["NDCG@10"])
-    print(f"\nevaluate: {result['main']} HR@10 {main_row['HR@10']:.4f} NDCG@10 {main_row['NDCG@10']:.4f} over "
+    lo, hi = result["intervals"]["all"]["NDCG@10"][result["main"]]["interval"]
+    print(f"\nevaluate: {result['main']} HR@10 {main_row['HR@10']:.4f} NDCG@10 {main_row['NDCG@10']:.4f} "
+          f"[{lo:.4f}, {hi:.4f}] over "
           f"{main_row['users']} users; best NDCG@10: {best}" + (f" -> {args.json}" if args.json else ""))
     return 0
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from retrieval import baselines
-from retrieval.metrics import DEFAULT_KS, ndcg, ranking_metrics, target_ranks
+from retrieval.metrics import DEFAULT_KS, bootstrap_intervals, ndcg, ranking_metrics, target_ranks, user_gains
 from retrieval.model import embed_catalog, embed_queries
 from retrieval.rundir import Run, Towers
 from retrieval.splits import EvalCase, cases_to_arrays
@@ -88,7 +88,9 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     Returns:
       ``{"split", "items", "cold_items", "main": the model's row name, "settings": {method: ...},
       "all": {method: metrics}, "cold_start": {method: metrics}}`` where metrics is
-      ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``.
+      ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``; and ``"intervals"``: population -> metric
+      (``HR@10``, ``NDCG@10``) -> method -> 95% bootstrap interval over users, with the model's lead over
+      each other method and its paired interval (:func:`retrieval.metrics.bootstrap_intervals`).
     """
     if split_name not in ("test", "validation"):
         raise ValueError(f"evaluation split must be test or validation, got {split_name!r}")
@@ -98,12 +100,20 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     scorers = build_scorers(run, catalog, row)
     cold_mask = np.asarray([c.target in run.split.cold_items for c in cases], dtype=bool)
     result = {"split": split_name, "items": len(catalog), "cold_items": len(run.split.cold_items),
-              "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}}
+              "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}, "intervals": {}}
+    all_ranks = {}
     for scorer in tqdm(scorers, desc="evaluate", unit="method", disable=not progress):
-        ranks = case_ranks(scorer, cases, row)
+        ranks = all_ranks[scorer.name] = case_ranks(scorer, cases, row)
         result["all"][scorer.name] = ranking_metrics(ranks, ks)
         if cold_mask.any():
             result["cold_start"][scorer.name] = ranking_metrics(ranks[cold_mask], ks)
         if getattr(scorer, "l2", None) is not None:
             result["settings"][scorer.name] = {"l2": scorer.l2, "items": int(scorer.columns.size)}
+    for population, keep in (("all", slice(None)), ("cold_start", cold_mask)):
+        if population == "cold_start" and not cold_mask.any():
+            continue
+        result["intervals"][population] = {
+            metric: bootstrap_intervals({name: user_gains(r[keep], metric) for name, r in all_ranks.items()},
+                                        reference=result["main"])
+            for metric in (f"HR@{ks[0]}", f"NDCG@{ks[0]}")}
     return result

@@ -11,6 +11,9 @@ from typing import Dict, Iterable, Mapping, Sequence
 import numpy as np
 
 DEFAULT_KS = (10, 20, 50)
+#: Bootstrap resamples of the users behind each interval, and the interval's coverage.
+BOOTSTRAP_RESAMPLES = 1000
+INTERVAL_LEVEL = 0.95
 
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
@@ -49,6 +52,86 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[Iter
             scores[u, cols] = -np.inf
     scores[rows, targets] = -np.inf  # never count the target against itself
     return np.sum(scores >= target_scores[:, None], axis=1)
+
+
+def user_gains(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """ranks ``[U]`` -> each user's contribution ``[U]`` to ``metric`` (``"HR@10"``, ``"NDCG@20"``, ...): the
+    metric is their mean."""
+    name, _, k = metric.partition("@")
+    ranks = np.asarray(ranks, dtype=np.float64)
+    inside = ranks < int(k)
+    if name == "HR":
+        return inside.astype(np.float64)
+    if name == "NDCG":
+        return np.where(inside, 1.0 / np.log2(ranks + 2.0), 0.0)
+    raise ValueError(f"unknown metric {metric!r} (expected HR@K or NDCG@K)")
+
+
+def bootstrap_intervals(gains: Mapping[str, np.ndarray], reference: str = "", resamples: int = BOOTSTRAP_RESAMPLES,
+                        level: float = INTERVAL_LEVEL, seed: int = 0) -> Dict[str, dict]:
+    """Percentile bootstrap over users (the same resampled users for every method, so differences are paired).
+
+    Args:
+      gains: method -> per-user gains ``[U]`` (:func:`user_gains`; the same users in the same order).
+      reference: with a method name, also the interval of ``reference - method`` for every other method.
+
+    Returns:
+      method -> ``{"interval": [lo, hi]}`` (of the mean), plus ``"difference"`` (reference minus this method)
+      and ``"difference_interval": [lo, hi]`` when ``reference`` is given; an interval that excludes 0 is a
+      difference this many users can tell apart at ``level``.
+    """
+    names = list(gains)
+    if not names:
+        return {}
+    users = len(next(iter(gains.values())))
+    if any(len(g) != users for g in gains.values()):
+        raise ValueError("every method needs the same users")
+    if users == 0:
+        return {name: {"interval": [float("nan"), float("nan")]} for name in names}
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, users, size=(resamples, users))
+    tail = (1.0 - level) / 2.0 * 100.0
+    means = {name: np.asarray(g, np.float64)[picks].mean(axis=1) for name, g in gains.items()}
+    out: Dict[str, dict] = {}
+    for name in names:
+        out[name] = {"interval": [float(v) for v in np.percentile(means[name], [tail, 100.0 - tail])]}
+        if reference and name != reference:
+            diff = means[reference] - means[name]
+            out[name]["difference"] = float(np.mean(gains[reference]) - np.mean(gains[name]))
+            out[name]["difference_interval"] = [float(v) for v in np.percentile(diff, [tail, 100.0 - tail])]
+    return out
+
+
+def format_intervals(intervals: Mapping[str, Mapping[str, dict]], rows: Mapping[str, Mapping[str, float]],
+                     reference: str, markdown: bool = False) -> str:
+    """``intervals`` (metric -> :func:`bootstrap_intervals` output) -> a table: each method's value with its
+    interval, and the reference's lead over it with the paired interval."""
+    metrics = list(intervals)
+    head = ["method"] + [f"{m} [{INTERVAL_LEVEL:.0%}]" for m in metrics] + [f"{reference.split(' (')[0]} lead in {m}"
+                                                                          for m in metrics]
+    body = []
+    for name in rows:
+        cells = [name]
+        for m in metrics:
+            lo, hi = intervals[m][name]["interval"]
+            cells.append(f"{rows[name][m]:.4f} [{lo:.4f}, {hi:.4f}]")
+        for m in metrics:
+            entry = intervals[m][name]
+            if "difference" in entry:
+                lo, hi = entry["difference_interval"]
+                sign = "" if lo <= 0 <= hi else (" *" if lo > 0 else " -")
+                cells.append(f"{entry['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]{sign}")
+            else:
+                cells.append("")
+        body.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    else:
+        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in [head] + body]
+    return "\n".join(lines)
 
 
 def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> Dict[str, float]:

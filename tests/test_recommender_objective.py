@@ -289,3 +289,26 @@ def test_the_cold_encoder_learns_cold_items_without_moving_the_warm_model():
         TowerConfig(cold_encoder=True, use_item_id=False)
     with pytest.raises(ValueError, match="needs cold_encoder"):
         TowerConfig(warm_candidate_content=False)
+
+
+def test_bootstrap_intervals_are_paired_and_cover_the_mean():
+    from retrieval.metrics import bootstrap_intervals, format_intervals, ranking_metrics, user_gains
+
+    ranks = {"model": np.array([0, 1, 3, 12, 40, 2, 0, 7] * 25), "worse": np.array([5, 9, 30, 60, 80, 15, 11, 20] * 25)}
+    ranks["same"] = ranks["model"].copy()
+    for metric in ("HR@10", "NDCG@10", "NDCG@50"):
+        assert np.isclose(user_gains(ranks["model"], metric).mean(), ranking_metrics(ranks["model"])[metric])
+    gains = {name: user_gains(r, "NDCG@10") for name, r in ranks.items()}
+    out = bootstrap_intervals(gains, reference="model")
+    lo, hi = out["model"]["interval"]
+    assert lo < gains["model"].mean() < hi and hi - lo < 0.2
+    assert out["same"]["difference"] == 0 and out["same"]["difference_interval"] == [0.0, 0.0]  # paired
+    assert out["worse"]["difference_interval"][0] > 0  # the model leads on every user: the interval excludes 0
+    assert bootstrap_intervals(gains, reference="model") == out  # seeded: the same report twice
+    rows = {name: ranking_metrics(r) for name, r in ranks.items()}
+    text = format_intervals({"NDCG@10": out}, rows, "model", markdown=True)
+    assert "| worse |" in text and " *" in text.splitlines()[3]
+    with pytest.raises(ValueError, match="same users"):
+        bootstrap_intervals({"a": np.zeros(3), "b": np.zeros(4)})
+    with pytest.raises(ValueError, match="unknown metric"):
+        user_gains(ranks["model"], "MRR@10")

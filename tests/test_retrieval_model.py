@@ -107,6 +107,20 @@ def test_evaluation_ranks_all_methods_on_the_same_split(trained):
     # Cold targets: the two-tower model reaches them through content; the ID-only model cannot tell them apart.
     cold = result["cold_start"]
     assert cold["two-tower bag (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
+    # every figure has its interval over the users, and the model's lead over each method a paired one
+    for population in ("all", "cold_start"):
+        for metric in ("HR@10", "NDCG@10"):
+            entries = result["intervals"][population][metric]
+            assert set(entries) == methods
+            for name, entry in entries.items():
+                lo, hi = entry["interval"]
+                assert lo <= result[population][name][metric] <= hi
+                if name != result["main"]:
+                    d_lo, d_hi = entry["difference_interval"]
+                    assert d_lo <= entry["difference"] <= d_hi
+                    assert np.isclose(entry["difference"], result[population][result["main"]][metric]
+                                      - result[population][name][metric])
+            assert "difference" not in entries[result["main"]]
 
 
 def test_scann_and_bruteforce_agree_on_a_small_index():
