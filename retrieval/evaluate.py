@@ -89,7 +89,7 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
       ``{"split", "items", "cold_items", "main": the model's row name, "settings": {method: ...},
       "all": {method: metrics}, "cold_start": {method: metrics}}`` where metrics is
       ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``; and ``"intervals"``: population -> metric
-      (``HR@10``, ``NDCG@10``) -> method -> 95% bootstrap interval over users, with the model's lead over
+      (``HR@10``, ``NDCG@10``, ``HR@50``) -> method -> 95% bootstrap interval over users, with the model's lead over
       each other method and its paired interval (:func:`retrieval.metrics.bootstrap_intervals`).
     """
     if split_name not in ("test", "validation"):
@@ -115,5 +115,5 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
         result["intervals"][population] = {
             metric: bootstrap_intervals({name: user_gains(r[keep], metric) for name, r in all_ranks.items()},
                                         reference=result["main"])
-            for metric in (f"HR@{ks[0]}", f"NDCG@{ks[0]}")}
+            for metric in dict.fromkeys((f"HR@{ks[0]}", f"NDCG@{ks[0]}", f"HR@{ks[-1]}"))}
     return result

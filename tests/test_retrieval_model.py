@@ -109,7 +109,8 @@ def test_evaluation_ranks_all_methods_on_the_same_split(trained):
     assert cold["two-tower bag (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
     # every figure has its interval over the users, and the model's lead over each method a paired one
     for population in ("all", "cold_start"):
-        for metric in ("HR@10", "NDCG@10"):
+        assert list(result["intervals"][population]) == ["HR@10", "NDCG@10", "HR@50"]
+        for metric in ("HR@10", "NDCG@10", "HR@50"):
             entries = result["intervals"][population][metric]
             assert set(entries) == methods
             for name, entry in entries.items():
