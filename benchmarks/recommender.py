@@ -138,7 +138,7 @@ def _label(settings: dict) -> str:
 
 def quality(args: argparse.Namespace) -> int:
     from retrieval.interactions import Columns
-    from retrieval.metrics import format_markdown
+    from retrieval.metrics import format_intervals, format_markdown
     from retrieval.model import TaskConfig
     from retrieval.towers import TowerConfig
     from retrieval.train import DataSource, TrainConfig
@@ -171,9 +171,13 @@ def quality(args: argparse.Namespace) -> int:
     lines += ["", f"best on validation: {_label(best)}; test split, every method in the same run "
                   f"({test['items']} items, {test['all'][test['main']]['users']} users; the ID-only two-tower "
                   f"with the same settings):", "", format_markdown(test["all"])]
+    lines += ["", "95% bootstrap intervals over the users; the model's lead with its paired interval "
+                  "(* it leads at 95%, - it trails):", "",
+              format_intervals(test["intervals"]["all"], test["all"], test["main"], markdown=True)]
     if test["cold_start"]:
         lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
-                  format_markdown(test["cold_start"])]
+                  format_markdown(test["cold_start"]), "",
+                  format_intervals(test["intervals"]["cold_start"], test["cold_start"], test["main"], markdown=True)]
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.output, "report.md"), "w", encoding="utf-8") as handle:
