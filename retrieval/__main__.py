@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace) -> int:
                         title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
-                        dropout=args.dropout, id_dropout=args.id_dropout, content_skip=not args.no_content_skip)
+                        dropout=args.dropout, id_dropout=args.id_dropout, content_skip=not args.no_content_skip,
+                        cold_encoder=args.cold_encoder)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
                       global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight)
     config = TrainConfig(tower=tower, task=task, objective=args.objective, epochs=args.epochs, batch_size=args.batch_size,
@@ -254,6 +255,10 @@ def _add_train(verbs) -> None:
                    help="fraction of items held out of training (default 0.1)")
     p.add_argument("--user-id", action="store_true", help="add a user-id embedding to the query tower")
     p.add_argument("--no-item-id", action="store_true", help="content only: no item-id embedding")
+    p.add_argument("--cold-encoder", action="store_true",
+                   help="encode items without a trained id by a content MLP of their own, trained only by the cold "
+                        "loss (use with --cold-loss-weight and --id-dropout 0: cold start learned without moving "
+                        "the warm model)")
     p.add_argument("--no-content-skip", action="store_true",
                    help="do not append the raw content to both towers' outputs (by default the model starts from "
                         "content cosine similarity)")

@@ -2,6 +2,8 @@
 catalog's title tokens."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -195,6 +197,25 @@ def test_bad_loss_settings_are_refused(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["train", "--interactions", "x.csv", "--output", "out", "--objective", "all"])
     assert bad.value.code == 2 and "invalid choice: 'all'" in capsys.readouterr().err
+
+
+def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_path, capsys):
+    from retrieval.__main__ import main
+
+    inter = tmp_path / "inter.csv"
+    inter.write_text("user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 9},{t}\n"
+                                                               for u in range(12) for t in range(6)))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title,genre\n" + "".join(f"i{n},Film {n},g{n % 3}\n" for n in range(9)))
+    code = main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "bad"),
+                 "--cold-encoder", "--no-item-id", "--quiet"])
+    assert code != 0 and "cold_encoder needs both content and item ids" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # nothing half-written
+    assert main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "run"),
+                 "--cold-encoder", "--cold-loss-weight", "1", "--id-dropout", "0", "--epochs", "1",
+                 "--embedding-dim", "8", "--no-id-only-baseline", "--quiet"]) == 0
+    tower = json.loads((tmp_path / "run" / "run.json").read_text())["tower"]
+    assert tower["cold_encoder"] and tower["id_dropout"] == 0
 
 
 def test_balanced_columns_count_equally():
