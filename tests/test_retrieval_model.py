@@ -251,6 +251,8 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     assert main(["evaluate", "--run", trained["run"], "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "cold start" in printed and "evaluate: two-tower bag (content + id) HR@10" in printed
+    assert printed.count("95% bootstrap intervals over the users") == 2  # all users and cold start
+    assert re.search(r"item-to-item Markov +[0-9.]+ \[[0-9.]+, [0-9.]+\]", printed)  # the text table's intervals
     assert json.load(open(tmp_path / "m.json"))["all"]["most popular"]["users"] == 150
     assert main(["evaluate", "--run", trained["run"], "--split", "valid", "--json", "--quiet"]) == 0
     printed = json.loads(capsys.readouterr().out)  # --json alone: only the JSON, on stdout
