@@ -197,7 +197,9 @@ class ItemEncoder(tf.keras.layers.Layer):
             flat_content = tf.reshape(content, [-1, tf.shape(content)[-1]])
             first = tf.math.unsorted_segment_min(tf.range(tf.size(flat_ids)), where, tf.size(unique))
             unique_content = tf.gather(flat_content, first)
-            out = tf.gather(self.content_mlp(unique_content), where)
+            if self.cold_mlp is None or self.config.warm_candidate_content:
+                out = tf.gather(self.content_mlp(unique_content), where)
+            # else: a warm candidate is its id; content reaches candidates through the cold encoder only
         if self.id_embedding is not None:
             rows = tf.gather(self.id_lookup(unique), where)
             if content_only:
@@ -208,8 +210,6 @@ class ItemEncoder(tf.keras.layers.Layer):
                     rate = tf.gather(self.dropout_by_row, rows)
                 keep = tf.random.uniform(tf.shape(rows)) >= rate
                 rows = tf.where(keep, rows, tf.zeros_like(rows))
-            if self.cold_mlp is not None and not self.config.warm_candidate_content:
-                out = 0.0  # a warm candidate is its id; content reaches candidates through the cold encoder only
             out = out + self.id_embedding(rows)
             if self.cold_mlp is not None:  # no trained id: the cold encoder's vector instead
                 cold = tf.gather(self.cold_mlp(unique_content), where)

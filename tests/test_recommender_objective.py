@@ -2,6 +2,7 @@
 catalog's title tokens."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -306,6 +307,14 @@ def test_the_cold_encoder_learns_cold_items_without_moving_the_warm_model():
             assert np.allclose(np.nan_to_num(tf.convert_to_tensor(grad).numpy() if grad is not None else 0.0),
                                tf.convert_to_tensor(warm_grads[name]).numpy() if warm_grads[name] is not None else 0.0,
                                atol=1e-6), name
+    # warm candidates by their id alone: the warm content MLP is not run, cold ones still get the cold encoder
+    from retrieval.towers import ItemEncoder
+
+    id_only = ItemEncoder(dataclasses.replace(tower, warm_candidate_content=False), list(ids[:4]), cold_path=True)
+    out = id_only(tf.constant(["a", "new"]), tf.constant(content[[0, 4]])).numpy()
+    assert np.allclose(out[0], id_only.id_embedding(id_only.id_lookup(tf.constant("a"))).numpy())
+    assert np.allclose(out[1], id_only.cold_mlp(content[4:5]).numpy()[0], atol=1e-6)
+    assert not id_only.content_mlp.built  # never called
     with pytest.raises(ValueError, match="cold_encoder needs"):
         TowerConfig(cold_encoder=True, use_item_id=False)
     with pytest.raises(ValueError, match="needs cold_encoder"):
