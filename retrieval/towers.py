@@ -158,7 +158,8 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.content_mlp = self.cold_mlp = None
         self.id_lookup = self.id_embedding = None
         self.dropout_by_row = None  # [V + 1] per-row id dropout (see set_item_counts)
-        if config.use_content:
+        cold_only = cold_path and config.cold_encoder and not config.warm_candidate_content
+        if config.use_content and not cold_only:  # cold_only: content reaches candidates by the cold MLP alone
             layers = [tf.keras.layers.Dense(h, activation="gelu") for h in config.hidden_dims]
             last = tf.keras.layers.Dense(config.embedding_dim, kernel_initializer=(
                 "zeros" if config.zero_init_content and config.use_item_id else "glorot_uniform"))
@@ -193,13 +194,12 @@ class ItemEncoder(tf.keras.layers.Layer):
         flat_ids = tf.reshape(item_ids, [-1])
         unique, where = tf.unique(flat_ids)
         out = 0.0
-        if self.content_mlp is not None:
+        if self.content_mlp is not None or self.cold_mlp is not None:
             flat_content = tf.reshape(content, [-1, tf.shape(content)[-1]])
             first = tf.math.unsorted_segment_min(tf.range(tf.size(flat_ids)), where, tf.size(unique))
             unique_content = tf.gather(flat_content, first)
-            if self.cold_mlp is None or self.config.warm_candidate_content:
+            if self.content_mlp is not None:
                 out = tf.gather(self.content_mlp(unique_content), where)
-            # else: a warm candidate is its id; content reaches candidates through the cold encoder only
         if self.id_embedding is not None:
             rows = tf.gather(self.id_lookup(unique), where)
             if content_only:

@@ -314,7 +314,17 @@ def test_the_cold_encoder_learns_cold_items_without_moving_the_warm_model():
     out = id_only(tf.constant(["a", "new"]), tf.constant(content[[0, 4]])).numpy()
     assert np.allclose(out[0], id_only.id_embedding(id_only.id_lookup(tf.constant("a"))).numpy())
     assert np.allclose(out[1], id_only.cold_mlp(content[4:5]).numpy()[0], atol=1e-6)
-    assert not id_only.content_mlp.built  # never called
+    assert id_only.content_mlp is None  # not even built: nothing would train it
+    # and a whole model with that candidate tower trains (every trainable weight exists and gets a gradient)
+    asym = TwoTowerModel(dataclasses.replace(tower, warm_candidate_content=False, content_skip=False),
+                         ContentLookup(list(ids), content), list(ids[:4]), task_config=TaskConfig(cold_loss_weight=1.0))
+    asym.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    asym.compute_loss(features)
+    before = {v.name: v.numpy().copy() for v in asym.trainable_variables}
+    asym.fit(tf.data.Dataset.from_tensors(features), epochs=1, verbose=0)
+    moved = {v.name for v in asym.trainable_variables if not np.allclose(v.numpy(), before[v.name])}
+    cold_names = {v.name for v in asym.candidate_tower.items.cold_mlp.trainable_variables}
+    assert cold_names <= moved and moved - cold_names  # the cold MLP and the warm model both trained
     with pytest.raises(ValueError, match="cold_encoder needs"):
         TowerConfig(cold_encoder=True, use_item_id=False)
     with pytest.raises(ValueError, match="needs cold_encoder"):
