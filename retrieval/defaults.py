@@ -16,6 +16,8 @@ OBJECTIVES = ("every_position", "last_item")
 OBJECTIVE = "every_position"
 #: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`).
 TITLE_TOKENS = True
+#: Catalog content: each title's MiniLM sentence embedding too (see :func:`retrieval.catalog.title_embeddings`).
+TITLE_EMBEDDINGS = False
 #: Catalog content: every column (the title's words one column) counts equally (see catalog_features).
 BALANCE_COLUMNS = False
 #: Training-time share of item ids replaced by the out-of-vocabulary vector (see retrieval.towers.TowerConfig).

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from data_interface_for_model.embeddings_file import EmbeddingTable, read_embeddings, write_embeddings
 from retrieval import rundir
-from retrieval.catalog import Catalog, catalog_features, read_catalog, subset, write_catalog
-from retrieval.defaults import BALANCE_COLUMNS, OBJECTIVE, OBJECTIVES, REPEAT, TITLE_TOKENS
+from retrieval.catalog import Catalog, catalog_content, read_catalog, subset, write_catalog
+from retrieval.defaults import BALANCE_COLUMNS, OBJECTIVE, OBJECTIVES, REPEAT, TITLE_EMBEDDINGS, TITLE_TOKENS
 from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
@@ -107,6 +107,8 @@ class DataSource:
         :func:`retrieval.catalog.catalog_features`).
       balance_columns: with content from the catalog, each column (the title's words one column) has unit
         length within an item's vector, so every column counts equally in a content cosine.
+      title_embeddings: with content from the catalog, each title's MiniLM sentence embedding follows the
+        columns' tokens (see :func:`retrieval.catalog.title_embeddings`).
     """
 
     interactions: str
@@ -118,6 +120,7 @@ class DataSource:
     repeats: str = REPEAT
     title_tokens: bool = TITLE_TOKENS
     balance_columns: bool = BALANCE_COLUMNS
+    title_embeddings: bool = TITLE_EMBEDDINGS
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
@@ -299,7 +302,7 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], str]":
+def load_items(source: DataSource, progress: bool = False) -> "tuple[EmbeddingTable, Optional[Catalog], str]":
     """The item table (ids, labels, content vectors), the catalog (or None) and where the content came from:
     ``"embeddings"``, ``"catalog"`` (multi-hot of the catalog's columns) or ``"none"`` (ID-only: a zero
     placeholder, every item of the interactions)."""
@@ -308,8 +311,10 @@ def load_items(source: DataSource) -> "tuple[EmbeddingTable, Optional[Catalog], 
         return read_embeddings(source.embeddings), catalog, "embeddings"
     if catalog is not None:
         return EmbeddingTable(np.asarray(catalog.ids), np.asarray([""] * len(catalog)),
-                              catalog_features(catalog, title_tokens=source.title_tokens,
-                                               balance_columns=source.balance_columns)), catalog, "catalog"
+                              catalog_content(catalog, title_tokens=source.title_tokens,
+                                              balance_columns=source.balance_columns,
+                                              with_title_embeddings=source.title_embeddings,
+                                              progress=progress)), catalog, "catalog"
     return None, None, "none"
 
 
@@ -324,7 +329,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
 
     strategy = strategy or tf.distribute.get_strategy()
     start = time.time()
-    table, catalog, content_kind = load_items(source)
+    table, catalog, content_kind = load_items(source, progress)
     raw = read_interactions(source.interactions, source.columns, source.repeats)
     if table is None:  # ID-only: every item of the log, with a zero placeholder for content
         ids = sorted({i for items in raw.values() for i in items})
@@ -394,6 +399,8 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
             "interactions_source": os.path.abspath(os.fspath(source.interactions)),
             "catalog_source": os.path.abspath(source.catalog) if source.catalog else None,
             "repeats": source.repeats,
+            "catalog_content": ({"title_tokens": source.title_tokens, "balance_columns": source.balance_columns,
+                                 "title_embeddings": source.title_embeddings} if content_kind == "catalog" else None),
             "cleaning": dataclasses.asdict(report), "history": history, "id_only_history": id_history,
             "summary": summary,
         }

