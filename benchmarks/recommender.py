@@ -253,7 +253,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--time-col", default="timestamp")
     p.add_argument("--towers", default="bag,gru,sasrec", help="query towers compared (without --grid)")
     p.add_argument("--grid", help="settings tried on validation, e.g. 'tower=bag,gru;temperature=0.05,0.1' "
-                                  "(fields of TowerConfig, TaskConfig, TrainConfig; every combination)")
+                                  "(fields of TowerConfig, TaskConfig, TrainConfig, or the catalog content settings "
+                                  f"{', '.join(SOURCE_SETTINGS)}; every combination)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--embedding-dim", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=256)

@@ -298,6 +298,13 @@ def test_sentence_encoder_batches_to_unit_vectors_and_titles_find_their_sequels(
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     whole = SentenceEncoder(model=minilm, batch_size=256).encode(titles[:4])
     np.testing.assert_allclose(vectors, whole, atol=1e-5)  # batching changes nothing
+    # bucketing by length changes nothing either: the same as padding every text to 32 (long ones truncated)
+    texts = titles[:4] + ["", "surfing " * 40, "a dog runs on the beach at sunset with music and friends"]
+    assert sorted(set(small._bucket(texts).tolist())) == [8, 16, 32]
+    padded = minilm.predict(np.array(texts, dtype=object), verbose=0)
+    np.testing.assert_allclose(small.encode(texts), padded / np.linalg.norm(padded, axis=1, keepdims=True),
+                               atol=1e-5)
+    assert small.encode([]).shape == (0, 384)
     catalog = Catalog(ids=["1", "6", "3114", "17", "9"], titles=titles,
                       columns={"genres": ["Animation Comedy", "Crime", "Animation Comedy", "Drama", "Crime"]})
     titled = title_embeddings(catalog, small)

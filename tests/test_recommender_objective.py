@@ -214,7 +214,7 @@ def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_
     assert not (tmp_path / "bad").exists()  # nothing half-written
     assert main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "run"),
                  "--cold-encoder", "--cold-loss-weight", "1", "--id-dropout", "0", "--epochs", "1",
-                 "--embedding-dim", "8", "--no-id-only-baseline", "--quiet"]) == 0
+                 "--embedding-dim", "8", "--no-id-only-baseline", "--no-title-embeddings", "--quiet"]) == 0
     tower = json.loads((tmp_path / "run" / "run.json").read_text())["tower"]
     assert tower["cold_encoder"] and tower["id_dropout"] == 0
 
@@ -244,8 +244,8 @@ def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens
     items.write_text("item_id,title,genre\n" + "".join(f"i{n},{'Film' * (n + 1) if n else ''},g{n % 3}\n"
                                                         for n in range(9)))
     common = ["--interactions", str(inter), "--items", str(items), "--epochs", "1", "--embedding-dim", "8",
-              "--no-id-only-baseline", "--no-title-tokens", "--quiet"]
-    assert main(["train", *common, "--output", str(tmp_path / "plain")]) == 0
+              "--no-id-only-baseline", "--no-title-tokens", "--no-balance-columns", "--quiet"]
+    assert main(["train", *common, "--no-title-embeddings", "--output", str(tmp_path / "plain")]) == 0
     assert main(["train", *common, "--title-embeddings", "--output", str(tmp_path / "titled")]) == 0
     plain = read_embeddings(str(tmp_path / "plain" / EMBEDDINGS))
     titled = read_embeddings(str(tmp_path / "titled" / EMBEDDINGS))

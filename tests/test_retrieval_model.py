@@ -304,6 +304,9 @@ def test_recbole_files_train_a_sasrec_run_that_returns_titles(tmp_path, capsys):
                  "--output", run, "--tower", "sasrec", "--epochs", "2", "--embedding-dim", "8", "--max-history",
                  "4", "--batch-size", "32", "--global-negatives", "8", "--no-id-only-baseline", "--quiet"]) == 0
     assert "content: catalog; sasrec tower" in capsys.readouterr().out
+    info = json.loads(open(os.path.join(run, "run.json")).read())  # the defaults: genres/year + MiniLM titles
+    assert info["catalog_content"] == {"title_tokens": False, "balance_columns": True, "title_embeddings": True}
+    assert info["summary"]["embedding_dim"] > 384
     assert main(["recommend", "--run", run, "--item", "7", "--k", "3"]) == 0
     assert "Film " in capsys.readouterr().out
     base = str(tmp_path / "models")

@@ -119,32 +119,60 @@ def _text_preprocessor_class(backbone: keras_hub.models.Backbone) -> type:
 
 
 class SentenceEncoder:
-    """Texts in, unit-length sentence embeddings out (``[N, 384]`` for MiniLM), in batches, traced once.
+    """Texts in, unit-length sentence embeddings out (``[N, 384]`` for MiniLM), in batches.
 
     Shared by the catalog's text search (``serving.catalog``) and the recommender's title embeddings
     (``retrieval.catalog.title_embeddings``). An empty text gets the embedding of the empty string.
+
+    Short texts are not padded to ``sequence_length``: each text goes to the shortest of the
+    :data:`LENGTH_BUCKETS` (up to ``sequence_length``) that holds its word pieces, and each bucket has its own
+    packer over the same tokenizer and backbone, traced once. The masked mean over the non-padding positions
+    is the same at any padded length (to float rounding), so the result equals the fixed-length encoder's
+    while a title of 8 word pieces costs a quarter of a 32-long pass (MovieLens titles: median 8).
     """
+
+    #: Padded lengths tried, shortest first (texts longer than ``sequence_length`` are truncated to it).
+    LENGTH_BUCKETS = (8, 16, 32, 64, 128, 256, 512)
 
     def __init__(self, preset: str = OFFLINE_MINILM, sequence_length: int = 32, batch_size: int = 256,
                  name: str = "sentence_encoder", model: "keras.Model | None" = None) -> None:
-        """``model``: an already built :func:`build_text_encoder` model (else one is built from ``preset``)."""
+        """``model``: an already built :func:`build_text_encoder` model (else one is built from ``preset``);
+        its preprocessor's sequence length then wins over ``sequence_length``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if model is None:
             model = build_text_encoder(preset, sequence_length=sequence_length, normalize=True, name=name)
-        # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
-        self._encode = tf.function(lambda texts: model(texts, training=False),
-                                   input_signature=[tf.TensorSpec([None], tf.string)])
+        layer = next(layer for layer in model.layers if isinstance(layer, MeanPooledTextEncoder))
+        self.sequence_length = int(layer.preprocessor.sequence_length)
+        self._tokenizer = layer.preprocessor.tokenizer
+        lengths = sorted({min(n, self.sequence_length) for n in self.LENGTH_BUCKETS} | {self.sequence_length})
+        self._encoders = {}
+        for length in lengths:
+            bucket = MeanPooledTextEncoder(type(layer.preprocessor)(tokenizer=self._tokenizer, sequence_length=length),
+                                           layer.backbone, normalize=True, name=f"{name}_{length}")
+            # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
+            self._encoders[length] = tf.function(lambda texts, bucket=bucket: bucket(texts, training=False),
+                                                 input_signature=[tf.TensorSpec([None], tf.string)])
         self._model = model
         self.batch_size = batch_size
         self.dim = int(model.output_shape[-1])
+
+    def _bucket(self, texts: "list[str]") -> np.ndarray:
+        """The padded length each text is encoded at (its word pieces plus [CLS] and [SEP])."""
+        pieces = self._tokenizer(tf.constant(texts, tf.string))
+        counts = pieces.row_lengths().numpy() if hasattr(pieces, "row_lengths") else np.array([len(p) for p in pieces])
+        lengths = np.array(sorted(self._encoders))
+        return lengths[np.minimum(np.searchsorted(lengths, counts + 2), len(lengths) - 1)]
 
     def encode(self, texts: Iterable[str], progress: bool = False, desc: str = "texts") -> np.ndarray:
         """float32 ``[len(texts), dim]``; ``progress``: a tqdm bar over the batches."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), np.float32)
-        starts = range(0, len(texts), self.batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2):
-            batch = texts[start:start + self.batch_size]
-            out[start:start + len(batch)] = self._encode(tf.constant(batch, tf.string)).numpy()
+        if not texts:
+            return out
+        buckets = self._bucket(texts)
+        batches = [(length, rows[start:start + self.batch_size]) for length in sorted(set(buckets.tolist()))
+                   for rows in [np.flatnonzero(buckets == length)] for start in range(0, len(rows), self.batch_size)]
+        for length, rows in tqdm(batches, desc=desc, unit="batch", disable=not progress or len(batches) < 2):
+            out[rows] = self._encoders[length](tf.constant([texts[n] for n in rows], tf.string)).numpy()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
