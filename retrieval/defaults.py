@@ -14,13 +14,13 @@ REPEAT = "first"
 OBJECTIVES = ("every_position", "last_item")
 #: The default objective, chosen by measurement (docs/recommender.md, "Measured").
 OBJECTIVE = "every_position"
-#: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`). Off by
-#: default since the title embeddings below carry the title (docs/recommender.md, "Title embeddings").
-TITLE_TOKENS = False
-#: Catalog content: each title's MiniLM sentence embedding too (see :func:`retrieval.catalog.title_embeddings`).
-TITLE_EMBEDDINGS = True
+#: Catalog content: the titles' words are tokens too (see :func:`retrieval.catalog.catalog_features`).
+TITLE_TOKENS = True
+#: Catalog content: each title's MiniLM sentence embedding too (see :func:`retrieval.catalog.title_embeddings`);
+#: an option, not the default: docs/recommender.md, "Title embeddings", says why.
+TITLE_EMBEDDINGS = False
 #: Catalog content: every column (the title's words one column) counts equally (see catalog_features).
-BALANCE_COLUMNS = True
+BALANCE_COLUMNS = False
 #: Training-time share of item ids replaced by the out-of-vocabulary vector (see retrieval.towers.TowerConfig).
 ID_DROPOUT = 0.1
 #: Weight of the loss that scores in-batch candidates as cold items (see retrieval.model.TaskConfig).

@@ -302,9 +302,10 @@ def test_recbole_files_train_a_sasrec_run_that_returns_titles(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert main(["train", "--interactions", str(tmp_path / "x.inter"), "--items", str(tmp_path / "x.item"),
                  "--output", run, "--tower", "sasrec", "--epochs", "2", "--embedding-dim", "8", "--max-history",
-                 "4", "--batch-size", "32", "--global-negatives", "8", "--no-id-only-baseline", "--quiet"]) == 0
+                 "4", "--batch-size", "32", "--global-negatives", "8", "--no-id-only-baseline", "--quiet",
+                 "--title-embeddings", "--no-title-tokens", "--balance-columns"]) == 0  # the real MiniLM
     assert "content: catalog; sasrec tower" in capsys.readouterr().out
-    info = json.loads(open(os.path.join(run, "run.json")).read())  # the defaults: genres/year + MiniLM titles
+    info = json.loads(open(os.path.join(run, "run.json")).read())  # genres/year + MiniLM titles
     assert info["catalog_content"] == {"title_tokens": False, "balance_columns": True, "title_embeddings": True}
     assert info["summary"]["embedding_dim"] > 384
     assert main(["recommend", "--run", run, "--item", "7", "--k", "3"]) == 0
