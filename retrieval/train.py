@@ -306,6 +306,9 @@ def load_items(source: DataSource, progress: bool = False) -> "tuple[EmbeddingTa
     """The item table (ids, labels, content vectors), the catalog (or None) and where the content came from:
     ``"embeddings"``, ``"catalog"`` (multi-hot of the catalog's columns) or ``"none"`` (ID-only: a zero
     placeholder, every item of the interactions)."""
+    if source.title_embeddings and (source.embeddings or not source.catalog):
+        raise ValueError("title embeddings are catalog content: they need --items and no --embeddings (an "
+                         "embeddings file is the whole content)")
     catalog = read_catalog(source.catalog, source.item_col, source.title_col) if source.catalog else None
     if source.embeddings:
         return read_embeddings(source.embeddings), catalog, "embeddings"

@@ -259,6 +259,10 @@ def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens
     info = json.loads((tmp_path / "titled" / "run.json").read_text())
     assert info["catalog_content"] == {"title_tokens": False, "balance_columns": False, "title_embeddings": True}
 
+    # without a catalog, or with an embeddings file as the content, the flag is refused, not ignored
+    assert main(["train", "--interactions", str(inter), "--title-embeddings", "--output", str(tmp_path / "no")]) == 2
+    assert not (tmp_path / "no").exists()
+
     from baseline_model.encoders.offline_files import OfflineWeightsMissing
     from retrieval.catalog import read_catalog, title_embeddings
 
