@@ -153,19 +153,26 @@ def quality(args: argparse.Namespace) -> int:
                        task=TaskConfig(global_negatives=args.global_negatives), max_history=args.max_history,
                        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
     lines += ["| setting | validation NDCG@10 | validation HR@10 | epochs | train s |", "|---|---:|---:|---:|---:|"]
-    for n, settings in enumerate(grid):
-        config = dataclasses.replace(configure(base, settings), id_only_baseline=False)
-        out = _train_eval(with_source(source, settings), os.path.join(args.output, f"grid{n}"), config, splits=())
+
+    def record(settings: dict, out: dict) -> None:
         val = out["summary"]["validation"]  # the best epoch's full-ranking validation figures
         report["grid"][_label(settings)] = {"settings": settings, "validation": val, "train_s": out["train_s"],
                                             "epochs": out["summary"]["epochs"]}
         lines.append(f"| {_label(settings)} | {val['NDCG@10']:.4f} | {val['HR@10']:.4f} | "
                      f"{out['summary']['epochs']} | {out['train_s']:.0f} |")
         print(lines[-1], flush=True)
-    best = max(grid, key=lambda s: report["grid"][_label(s)]["validation"]["NDCG@10"])
+
+    if len(grid) > 1:  # one setting: nothing to choose, so it is trained once, in the "best" run below
+        for n, settings in enumerate(grid):
+            config = dataclasses.replace(configure(base, settings), id_only_baseline=False)
+            record(settings, _train_eval(with_source(source, settings), os.path.join(args.output, f"grid{n}"),
+                                         config, splits=()))
+    best = max(grid, key=lambda s: report["grid"][_label(s)]["validation"]["NDCG@10"]) if len(grid) > 1 else grid[0]
     report["best"] = best
     config = dataclasses.replace(configure(base, best), id_only_baseline=True)
     out = _train_eval(with_source(source, best), os.path.join(args.output, "best"), config, splits=("test",))
+    if len(grid) == 1:
+        record(best, out)
     test = out["results"]["test"]
     report["test"] = test
     report["best_train_s"], report["best_evaluate_s"] = out["train_s"], out["evaluate_s"]
