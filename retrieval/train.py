@@ -125,7 +125,8 @@ class DataSource:
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
     """The ID-only baseline's towers: same sizes, item ids only, no id dropout."""
-    return dataclasses.replace(config, use_content=False, use_item_id=True, id_dropout=0.0)
+    return dataclasses.replace(config, use_content=False, use_item_id=True, id_dropout=0.0, cold_encoder=False,
+                               warm_candidate_content=True)
 
 
 class _TqdmEpochs(tf.keras.callbacks.Callback):

@@ -380,6 +380,11 @@ def test_the_cold_encoder_learns_cold_items_without_moving_the_warm_model():
     moved = {v.name for v in asym.trainable_variables if not np.allclose(v.numpy(), before[v.name])}
     cold_names = {v.name for v in asym.candidate_tower.items.cold_mlp.trainable_variables}
     assert cold_names <= moved and moved - cold_names  # the cold MLP and the warm model both trained
+    # the ID-only baseline of a cold-encoder run is a plain ID-only tower (it used to fail after the main model)
+    from retrieval.train import id_only_config
+
+    plain = id_only_config(dataclasses.replace(tower, warm_candidate_content=False))
+    assert not plain.use_content and not plain.cold_encoder and plain.warm_candidate_content
     with pytest.raises(ValueError, match="cold_encoder needs"):
         TowerConfig(cold_encoder=True, use_item_id=False)
     with pytest.raises(ValueError, match="needs cold_encoder"):
