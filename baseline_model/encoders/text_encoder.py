@@ -153,7 +153,6 @@ class SentenceEncoder:
             # traced once for any batch size (eager calls of the tokenizer + BERT are many times slower)
             self._encoders[length] = tf.function(lambda texts, bucket=bucket: bucket(texts, training=False),
                                                  input_signature=[tf.TensorSpec([None], tf.string)])
-        self._model = model
         self.batch_size = batch_size
         self.dim = int(model.output_shape[-1])
 
