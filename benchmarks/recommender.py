@@ -9,6 +9,15 @@ trains one run per tower (no ID-only model), picks the tower with the best valid
 with the ID-only baseline, evaluates every method on the test split, and prints Markdown tables (also in
 OUT/report.md and OUT/report.json).
 
+Over seeds (the seed draws the cold items, the initialisation and the batches; the split's last items stay)::
+
+    python benchmarks/recommender.py quality ... --seeds 0,1,2 --output OUT
+    python benchmarks/recommender.py summarize --reports OUT_A,OUT_B,OUT_C --output OUT
+
+runs the whole quality benchmark once per seed (OUT/seed<N>), or reads finished quality folders, and writes
+OUT/seeds.md and OUT/seeds.json: each method's mean and standard deviation over the seeds, the model's lead
+over each method in every seed, and in how many seeds its paired 95% interval is above or below zero.
+
 Simulated data::
 
     python benchmarks/recommender.py simulate --items 1000 --users 3000 --output OUT/sim
@@ -32,7 +41,7 @@ import json
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -137,7 +146,114 @@ def _label(settings: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
 
 
+SEED_METRICS = ("HR@10", "NDCG@10")
+MODEL_ROW = "the model (tower picked per seed)"
+
+
+def summarize_seeds(reports: Dict[str, dict]) -> Tuple[dict, str]:
+    """Quality reports (``report.json`` of ``quality``) of one log under different seeds -> a summary dict and
+    its Markdown.
+
+    The model's row is each report's picked model (its tower may differ between seeds); every other method
+    is kept where all reports have it. Per method and metric (HR@10, NDCG@10): the per-seed values, mean and
+    sample standard deviation; per method the model's lead in each seed with its paired 95% interval, and the
+    count of seeds where that interval is above zero (``ahead``) or below zero (``behind``). Cold start: the
+    model's HR@10 and HR@50 on the held-out items, per seed."""
+    if len(reports) < 2:
+        raise ValueError(f"a summary over seeds needs two reports or more, got {len(reports)}")
+    tests = {}
+    for name, report in reports.items():
+        test = report.get("test") if isinstance(report, dict) else None
+        if not test or test.get("main") not in test.get("all", {}):
+            raise ValueError(f"{name}: not a quality report (no test results with the model's row)")
+        tests[name] = test
+    first = next(iter(tests.values()))
+    others = [m for m in first["all"] if m != first["main"]
+              and all(m in t["all"] and m != t["main"] for t in tests.values())]
+    summary: dict = {"seeds": list(tests), "picked": {n: t["main"] for n, t in tests.items()},
+                     "methods": {}, "leads": {}, "cold_start": {}}
+    for method in [MODEL_ROW] + others:
+        summary["methods"][method] = {}
+        for metric in SEED_METRICS:
+            values = [float(t["all"][t["main"] if method == MODEL_ROW else method][metric]) for t in tests.values()]
+            summary["methods"][method][metric] = {"values": values, "mean": float(np.mean(values)),
+                                                  "sd": float(np.std(values, ddof=1))}
+    for method in others:
+        summary["leads"][method] = {}
+        for metric in SEED_METRICS:
+            leads = [t["intervals"]["all"][metric][method] for t in tests.values()]
+            summary["leads"][method][metric] = {
+                "values": [float(x["difference"]) for x in leads],
+                "mean": float(np.mean([x["difference"] for x in leads])),
+                "ahead": sum(x["difference_interval"][0] > 0 for x in leads),
+                "behind": sum(x["difference_interval"][1] < 0 for x in leads)}
+    for name, t in tests.items():
+        cold = (t.get("cold_start") or {}).get(t["main"])
+        if cold:
+            summary["cold_start"][name] = {k: float(cold[k]) for k in ("HR@10", "HR@50")} | {"users": cold["users"]}
+    n = len(tests)
+    lines = [f"{n} seeds ({', '.join(tests)}); picked: " + "; ".join(f"{k}: {v}" for k, v in summary["picked"].items()),
+             "", "| method | " + " | ".join(f"{m} mean ± sd | {m} per seed" for m in SEED_METRICS) + " |",
+             "|---|" + "---:|---|" * len(SEED_METRICS)]
+    for method, values in summary["methods"].items():
+        lines.append(f"| {method} | " + " | ".join(
+            f"{v['mean']:.4f} ± {v['sd']:.4f} | {' / '.join(f'{x:.4f}' for x in v['values'])}"
+            for v in (values[m] for m in SEED_METRICS)) + " |")
+    lines += ["", "The model's lead (paired, per seed; ahead / behind: seeds whose 95% interval is above / below 0):",
+              "", "| over | " + " | ".join(f"{m} mean lead | {m} per seed | ahead / behind" for m in SEED_METRICS) + " |",
+              "|---|" + "---:|---|---:|" * len(SEED_METRICS)]
+    for method, values in summary["leads"].items():
+        lines.append(f"| {method} | " + " | ".join(
+            f"{v['mean']:+.4f} | {' / '.join(f'{x:+.4f}' for x in v['values'])} | {v['ahead']} / {v['behind']} of {n}"
+            for v in (values[m] for m in SEED_METRICS)) + " |")
+    if summary["cold_start"]:
+        lines += ["", "Cold start, the model: " + "; ".join(
+            f"{k}: HR@10 {v['HR@10']:.3f}, HR@50 {v['HR@50']:.3f} ({v['users']} users)"
+            for k, v in summary["cold_start"].items())]
+    return summary, "\n".join(lines)
+
+
+def _write_summary(reports: Dict[str, dict], output: str) -> None:
+    summary, text = summarize_seeds(reports)
+    print(text)
+    for name, content in (("seeds.md", text + "\n"), ("seeds.json", json.dumps(summary, indent=2))):
+        path = os.path.join(output, name)
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(path + ".tmp", path)
+
+
+def summarize(args: argparse.Namespace) -> int:
+    reports = {}
+    for folder in [f for f in args.reports.split(",") if f]:
+        path = os.path.join(folder, "report.json")
+        if not os.path.isfile(path):
+            print(f"error: {folder}: no report.json (a folder written by `quality`)", file=sys.stderr)
+            return 2
+        with open(path, encoding="utf-8") as handle:
+            reports[folder] = json.load(handle)
+    try:
+        _write_summary(reports, args.output)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def quality(args: argparse.Namespace) -> int:
+    if args.seeds:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        reports = {}
+        for seed in seeds:
+            folder = os.path.join(args.output, f"seed{seed}")
+            os.makedirs(folder, exist_ok=True)
+            code = quality(argparse.Namespace(**{**vars(args), "seeds": None, "seed": seed, "output": folder}))
+            if code:
+                return code
+            with open(os.path.join(folder, "report.json"), encoding="utf-8") as handle:
+                reports[f"seed {seed}"] = json.load(handle)
+        _write_summary(reports, args.output)
+        return 0
     from retrieval.interactions import Columns
     from retrieval.metrics import format_intervals, format_markdown
     from retrieval.model import TaskConfig
@@ -248,6 +364,13 @@ def scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_list(text: str) -> str:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) < 2 or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"expected two or more distinct integers separated by commas, got {text!r}")
+    return ",".join(parts)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -269,8 +392,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--global-negatives", type=int, default=0)
     p.add_argument("--max-history", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=_seed_list, help="comma-separated seeds: the whole benchmark once per seed "
+                   "(OUT/seed<N>), then a summary over them (OUT/seeds.md, seeds.json); replaces --seed")
     p.add_argument("--output", required=True)
     p.set_defaults(func=quality)
+
+    p = verbs.add_parser("summarize", help="a summary over seeds of finished quality folders")
+    p.add_argument("--reports", required=True, help="comma-separated folders written by quality (2 or more)")
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=summarize)
     p = verbs.add_parser("simulate", help="a simulated catalog and log")
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--users", type=int, default=3000)
