@@ -55,7 +55,8 @@ def _train(args: argparse.Namespace) -> int:
                         title_embeddings=args.title_embeddings, balance_columns=args.balance_columns)
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
-                        dropout=args.dropout, id_dropout=args.id_dropout, content_skip=not args.no_content_skip,
+                        dropout=args.dropout, id_dropout=args.id_dropout,
+                        id_dropout_history=args.id_dropout_history, content_skip=not args.no_content_skip,
                         cold_encoder=args.cold_encoder)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
                       global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight)
@@ -200,8 +201,9 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_WEIGHT, ID_DROPOUT, OBJECTIVE, OBJECTIVES, QUERY_TOWER,
-                                    QUERY_TOWERS, REPEAT, REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS)
+    from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_WEIGHT, ID_DROPOUT, ID_DROPOUT_HISTORY, OBJECTIVE,
+                                    OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS, TITLE_EMBEDDINGS,
+                                    TITLE_TOKENS)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -254,6 +256,9 @@ def _add_train(verbs) -> None:
     p.add_argument("--id-dropout", type=_probability, default=ID_DROPOUT,
                    help=f"training-time share of item ids replaced by the out-of-vocabulary vector, which then "
                         f"stands for an item known only by content (default {ID_DROPOUT})")
+    p.add_argument("--id-dropout-history", action=argparse.BooleanOptionalAction, default=ID_DROPOUT_HISTORY,
+                   help="drop ids in the query's history too; off: only the candidates' ids are dropped, which is "
+                        f"what trains cold start (default {'on' if ID_DROPOUT_HISTORY else 'off'})")
     p.add_argument("--cold-loss-weight", type=_non_negative, default=COLD_LOSS_WEIGHT,
                    help=f"weight of a second loss that scores every in-batch candidate as a cold item (its "
                         f"content and the out-of-vocabulary vector; 0: off; default {COLD_LOSS_WEIGHT})")

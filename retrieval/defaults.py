@@ -23,6 +23,8 @@ TITLE_EMBEDDINGS = False
 BALANCE_COLUMNS = False
 #: Training-time share of item ids replaced by the out-of-vocabulary vector (see retrieval.towers.TowerConfig).
 ID_DROPOUT = 0.1
+#: Id dropout applies to the query's history too, not only to the candidates (see retrieval.towers.TowerConfig).
+ID_DROPOUT_HISTORY = True
 #: Weight of the loss that scores in-batch candidates as cold items (see retrieval.model.TaskConfig).
 COLD_LOSS_WEIGHT = 0.0
 #: The candidate's appended content is scaled by a learned weight (see retrieval.towers.TowerConfig).

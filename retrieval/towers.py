@@ -32,7 +32,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from retrieval.defaults import CANDIDATE_SKIP_WEIGHT, COLD_ENCODER, ID_DROPOUT, QUERY_TOWER, QUERY_TOWERS, ZERO_INIT_CONTENT
+from retrieval.defaults import (CANDIDATE_SKIP_WEIGHT, COLD_ENCODER, ID_DROPOUT, ID_DROPOUT_HISTORY, QUERY_TOWER,
+                                QUERY_TOWERS, ZERO_INIT_CONTENT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,9 @@ class TowerConfig:
       use_user_id: add a user-id embedding to the query (with one OOV bucket).
       id_dropout: training-time probability of replacing an item id by the OOV bucket, so the OOV vector
         learns to stand for "an item known only by content".
+      id_dropout_history: drop ids in the query's history too (True), or only in the candidate tower
+        (False): the candidates' dropped ids are what teach the out-of-vocabulary vector to stand for a
+        cold item; in the history they only blur what the query knows about a warm user.
       id_dropout_rare: with ``n > 0``, an item with ``c`` training interactions has its id dropped with
         probability ``id_dropout * min(1, n / c)``: rare items (the ones most like cold items) are dropped at
         ``id_dropout``, popular ones (whose ids carry the most signal) seldom; 0: every item at ``id_dropout``.
@@ -77,6 +81,7 @@ class TowerConfig:
     use_item_id: bool = True
     use_user_id: bool = False
     id_dropout: float = ID_DROPOUT
+    id_dropout_history: bool = ID_DROPOUT_HISTORY
     id_dropout_rare: int = 0
     recency_decay: float = 0.7
     content_skip: bool = True
@@ -111,7 +116,7 @@ class TowerConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         # runs written before these settings existed: a bag, a fixed candidate content share, default init
         data = {"query": "bag", "candidate_skip_weight": False, "zero_init_content": False, "cold_encoder": False,
-                **data}
+                "id_dropout_history": True, **data}
         return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
 
 
@@ -158,6 +163,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.content_mlp = self.cold_mlp = None
         self.id_lookup = self.id_embedding = None
         self.dropout_by_row = None  # [V + 1] per-row id dropout (see set_item_counts)
+        self.drop_ids = cold_path or config.id_dropout_history  # off: a query history keeps its ids
         cold_only = cold_path and config.cold_encoder and not config.warm_candidate_content
         if config.use_content and not cold_only:  # cold_only: content reaches candidates by the cold MLP alone
             layers = [tf.keras.layers.Dense(h, activation="gelu") for h in config.hidden_dims]
@@ -204,7 +210,7 @@ class ItemEncoder(tf.keras.layers.Layer):
             rows = tf.gather(self.id_lookup(unique), where)
             if content_only:
                 rows = tf.zeros_like(rows)
-            elif training and self.config.id_dropout > 0:
+            elif training and self.config.id_dropout > 0 and self.drop_ids:
                 rate = self.config.id_dropout
                 if self.dropout_by_row is not None:  # per item, by its training count
                     rate = tf.gather(self.dropout_by_row, rows)

@@ -156,6 +156,25 @@ def test_rare_items_have_their_ids_dropped_more():
     assert flat.dropout_by_row is None  # id_dropout_rare 0: one rate for every item
 
 
+def test_id_dropout_history_off_keeps_the_query_histories_ids_and_still_drops_the_candidates():
+    from retrieval.towers import CandidateTower, QueryTower, TowerConfig
+
+    config = TowerConfig(embedding_dim=4, hidden_dims=(), query="bag", id_dropout=1.0, id_dropout_history=False,
+                         content_skip=False)
+    query, candidate = QueryTower(config, ["a", "b"]), CandidateTower(config, ["a", "b"])
+    history = {"history_ids": tf.constant([["a", "b"]]), "history_content": tf.random.normal([1, 2, 3]),
+               "history_mask": tf.constant([[True, True]])}
+    np.testing.assert_allclose(query(history, training=True), query(history, training=False), atol=1e-6)
+    items = {"item_id": tf.constant(["a", "b"]), "content": tf.random.normal([2, 3])}
+    np.testing.assert_allclose(candidate(items, training=True), candidate(items, content_only=True), atol=1e-6)
+    assert not np.allclose(candidate(items, training=True), candidate(items, training=False), atol=1e-3)
+    dropping = QueryTower(dataclasses.replace(config, id_dropout_history=True), ["a", "b"])
+    dropping(history)  # the same weights, dropping the history's ids: another query
+    dropping.set_weights(query.get_weights())
+    assert not np.allclose(dropping(history, training=True), query(history, training=False), atol=1e-3)
+    assert TowerConfig.from_dict({"embedding_dim": 4}).id_dropout_history  # runs written before it: on
+
+
 def test_the_cold_loss_trains_the_out_of_vocabulary_vector_without_dropping_ids():
     from retrieval.model import TaskConfig, TwoTowerModel
     from retrieval.towers import ContentLookup, TowerConfig
@@ -214,9 +233,10 @@ def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_
     assert not (tmp_path / "bad").exists()  # nothing half-written
     assert main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "run"),
                  "--cold-encoder", "--cold-loss-weight", "1", "--id-dropout", "0", "--epochs", "1",
-                 "--embedding-dim", "8", "--no-id-only-baseline", "--no-title-embeddings", "--quiet"]) == 0
+                 "--embedding-dim", "8", "--no-id-only-baseline", "--no-title-embeddings", "--no-id-dropout-history",
+                 "--quiet"]) == 0
     tower = json.loads((tmp_path / "run" / "run.json").read_text())["tower"]
-    assert tower["cold_encoder"] and tower["id_dropout"] == 0
+    assert tower["cold_encoder"] and tower["id_dropout"] == 0 and tower["id_dropout_history"] is False
 
 
 def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens(tmp_path, monkeypatch):
