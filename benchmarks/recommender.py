@@ -168,6 +168,11 @@ def summarize_seeds(reports: Dict[str, dict]) -> Tuple[dict, str]:
             raise ValueError(f"{name}: not a quality report (no test results with the model's row)")
         tests[name] = test
     first = next(iter(tests.values()))
+    logs = {(t.get("items"), t["all"][t["main"]].get("users")) for t in tests.values()}
+    if len(logs) > 1:  # a summary over seeds of different logs would average unlike things
+        raise ValueError("the reports are not of one log (items, users differ: "
+                         + "; ".join(f"{n}: {t.get('items')}, {t['all'][t['main']].get('users')}"
+                                     for n, t in tests.items()) + ")")
     others = [m for m in first["all"] if m != first["main"]
               and all(m in t["all"] and m != t["main"] for t in tests.values())]
     summary: dict = {"seeds": list(tests), "picked": {n: t["main"] for n, t in tests.items()},
@@ -230,8 +235,12 @@ def summarize(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             print(f"error: {folder}: no report.json (a folder written by `quality`)", file=sys.stderr)
             return 2
-        with open(path, encoding="utf-8") as handle:
-            reports[folder] = json.load(handle)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                reports[folder] = json.load(handle)
+        except (OSError, ValueError) as error:
+            print(f"error: {path}: not readable as JSON ({error})", file=sys.stderr)
+            return 2
     try:
         _write_summary(reports, args.output)
     except ValueError as error:

@@ -13,7 +13,7 @@ def _report(main, figures, leads):
     intervals = {metric: {main: {"interval": [0.0, 1.0]}} | {
         m: {"interval": [0.0, 1.0], "difference": d, "difference_interval": [lo, hi]} for m, (d, lo, hi) in leads.items()}
         for metric in ("HR@10", "NDCG@10", "HR@50")}
-    return {"test": {"main": main, "all": {m: {"HR@10": h, "NDCG@10": n, "users": 10} for m, (h, n) in figures.items()},
+    return {"test": {"main": main, "items": 50, "all": {m: {"HR@10": h, "NDCG@10": n, "users": 10} for m, (h, n) in figures.items()},
                      "cold_start": {main: {"HR@10": 0.1, "HR@50": 0.3, "users": 4}},
                      "intervals": {"all": intervals}}}
 
@@ -53,6 +53,13 @@ def test_summary_over_seeds_means_spreads_and_counts_significant_leads(tmp_path)
     assert (out / "seeds.md").read_text().startswith("2 seeds")
     assert bench.main(["summarize", "--reports", str(tmp_path / "r0"), "--output", str(out)]) == 2
     assert bench.main(["summarize", "--reports", f"{tmp_path / 'r0'},{tmp_path}", "--output", str(out)]) == 2
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "report.json").write_text('{"test": ')
+    assert bench.main(["summarize", "--reports", f"{tmp_path / 'r0'},{tmp_path / 'broken'}", "--output", str(out)]) == 2
+    other_log = json.loads(json.dumps(reports["seed 1"]))
+    other_log["test"]["items"] = 999
+    with pytest.raises(ValueError, match="not of one log"):
+        bench.summarize_seeds({"a": reports["seed 0"], "b": other_log})
     with pytest.raises(ValueError, match="not a quality report"):
         bench.summarize_seeds({"a": reports["seed 0"], "b": {"grid": {}}})
 
