@@ -218,11 +218,11 @@ def summarize_seeds(reports: Dict[str, dict]) -> Tuple[dict, str]:
     return summary, "\n".join(lines)
 
 
-def _write_summary(reports: Dict[str, dict], output: str) -> None:
-    summary, text = summarize_seeds(reports)
+def _write_report(output: str, stem: str, text: str, data: dict) -> None:
+    """Print ``text`` and write OUT/<stem>.md and OUT/<stem>.json (each under a temporary name, then renamed)."""
     print(text)
-    for name, content in (("seeds.md", text + "\n"), ("seeds.json", json.dumps(summary, indent=2))):
-        path = os.path.join(output, name)
+    for path, content in ((os.path.join(output, stem + ".md"), text + "\n"),
+                          (os.path.join(output, stem + ".json"), json.dumps(data, indent=2, default=str))):
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             handle.write(content)
         os.replace(path + ".tmp", path)
@@ -242,27 +242,30 @@ def summarize(args: argparse.Namespace) -> int:
             print(f"error: {path}: not readable as JSON ({error})", file=sys.stderr)
             return 2
     try:
-        _write_summary(reports, args.output)
+        summary, text = summarize_seeds(reports)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    _write_report(args.output, "seeds", text, summary)
     return 0
 
 
 def quality(args: argparse.Namespace) -> int:
-    if args.seeds:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        reports = {}
-        for seed in seeds:
-            folder = os.path.join(args.output, f"seed{seed}")
-            os.makedirs(folder, exist_ok=True)
-            code = quality(argparse.Namespace(**{**vars(args), "seeds": None, "seed": seed, "output": folder}))
-            if code:
-                return code
-            with open(os.path.join(folder, "report.json"), encoding="utf-8") as handle:
-                reports[f"seed {seed}"] = json.load(handle)
-        _write_summary(reports, args.output)
+    if not args.seeds:
+        quality_report(args)
         return 0
+    reports = {}
+    for seed in args.seeds:
+        folder = os.path.join(args.output, f"seed{seed}")
+        os.makedirs(folder, exist_ok=True)
+        reports[f"seed {seed}"] = quality_report(argparse.Namespace(**{**vars(args), "seed": seed, "output": folder}))
+    summary, text = summarize_seeds(reports)
+    _write_report(args.output, "seeds", text, summary)
+    return 0
+
+
+def quality_report(args: argparse.Namespace) -> dict:
+    """One quality run (``args.seed``) into ``args.output``: the report (also OUT/report.md, report.json)."""
     from retrieval.interactions import Columns
     from retrieval.metrics import format_intervals, format_markdown
     from retrieval.model import TaskConfig
@@ -311,13 +314,8 @@ def quality(args: argparse.Namespace) -> int:
         lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
                   format_markdown(test["cold_start"]), "",
                   format_intervals(test["intervals"]["cold_start"], test["cold_start"], test["main"], markdown=True)]
-    text = "\n".join(lines)
-    print(text)
-    with open(os.path.join(args.output, "report.md"), "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(args.output, "report.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-    return 0
+    _write_report(args.output, "report", "\n".join(lines), report)
+    return report
 
 
 def _cpu_seconds() -> float:
@@ -364,20 +362,15 @@ def scale(args: argparse.Namespace) -> int:
                     f"{out['train_s']:.0f} | {per_epoch:.0f} | {out['evaluate_s']:.0f} | {cpu:.0f} | {load:.1f} | "
                     f"{main:.4f} / {best[0]:.4f} ({best[1]}) |")
         print(rows[-1], flush=True)
-    text = "\n".join(rows)
-    print(text)
-    with open(os.path.join(args.output, "scale.md"), "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(args.output, "scale.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, default=str)
+    _write_report(args.output, "scale", "\n".join(rows), report)
     return 0
 
 
-def _seed_list(text: str) -> str:
+def _seed_list(text: str) -> List[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if len(parts) < 2 or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
         raise argparse.ArgumentTypeError(f"expected two or more distinct integers separated by commas, got {text!r}")
-    return ",".join(parts)
+    return [int(p) for p in parts]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -67,4 +67,4 @@ def test_summary_over_seeds_means_spreads_and_counts_significant_leads(tmp_path)
 def test_seeds_flag_needs_two_distinct_integers():
     with pytest.raises(SystemExit):
         bench.main(["quality", "--interactions", "x.inter", "--seeds", "1,1", "--output", "unused"])
-    assert bench._seed_list(" 2, 0 ,1") == "2,0,1"
+    assert bench._seed_list(" 2, 0 ,1") == [2, 0, 1]
