@@ -59,7 +59,8 @@ def _train(args: argparse.Namespace) -> int:
                         id_dropout_history=args.id_dropout_history, content_skip=not args.no_content_skip,
                         cold_encoder=args.cold_encoder)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
-                      global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight)
+                      global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight,
+                      cold_loss_mixed=args.cold_loss_mixed)
     config = TrainConfig(tower=tower, task=task, objective=args.objective, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, warmup_fraction=args.warmup_fraction,
                          patience=args.patience, max_history=args.max_history, cold_fraction=args.cold_fraction,
@@ -201,9 +202,9 @@ def _add_simulate(verbs) -> None:
 
 def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
-    from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_WEIGHT, ID_DROPOUT, ID_DROPOUT_HISTORY, OBJECTIVE,
-                                    OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT, REPEATS, TITLE_EMBEDDINGS,
-                                    TITLE_TOKENS)
+    from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_MIXED, COLD_LOSS_WEIGHT, ID_DROPOUT,
+                                    ID_DROPOUT_HISTORY, OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT,
+                                    REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -262,6 +263,9 @@ def _add_train(verbs) -> None:
     p.add_argument("--cold-loss-weight", type=_non_negative, default=COLD_LOSS_WEIGHT,
                    help=f"weight of a second loss that scores every in-batch candidate as a cold item (its "
                         f"content and the out-of-vocabulary vector; 0: off; default {COLD_LOSS_WEIGHT})")
+    p.add_argument("--cold-loss-mixed", action=argparse.BooleanOptionalAction, default=COLD_LOSS_MIXED,
+                   help="the cold loss scores the cold encodings against the warm items too, as a cold item is "
+                        f"ranked when served (default {'on' if COLD_LOSS_MIXED else 'off'})")
     p.add_argument("--no-logq", action="store_true", help="no logQ (popularity) correction of the negatives")
     p.add_argument("--max-history", type=positive_int, default=20, help="recent items per query (default 20)")
     p.add_argument("--cold-fraction", type=_probability, default=0.1,

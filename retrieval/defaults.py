@@ -27,6 +27,8 @@ ID_DROPOUT = 0.1
 ID_DROPOUT_HISTORY = True
 #: Weight of the loss that scores in-batch candidates as cold items (see retrieval.model.TaskConfig).
 COLD_LOSS_WEIGHT = 0.0
+#: The cold loss scores cold encodings against the warm ones too (see retrieval.model.TaskConfig).
+COLD_LOSS_MIXED = False
 #: The candidate's appended content is scaled by a learned weight (see retrieval.towers.TowerConfig).
 CANDIDATE_SKIP_WEIGHT = False
 #: The content MLP's last layer starts at zero (see retrieval.towers.TowerConfig).

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from retrieval.defaults import COLD_LOSS_WEIGHT
+from retrieval.defaults import COLD_LOSS_MIXED, COLD_LOSS_WEIGHT
 from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
 
 
@@ -66,6 +66,12 @@ class TaskConfig:
         in-batch candidate is encoded as a cold item (the OOV id vector and its content): it trains the
         content path for items unseen in training without dropping ids from the main loss (0: off); with
         ``TowerConfig.cold_encoder`` it trains only the cold encoder (the queries held fixed).
+      cold_loss_mixed: the cold loss scores the cold encodings against the warm ones too, as a cold item is
+        ranked at serving time (among every warm item, by its id): each query is scored twice over the batch's
+        items in both encodings, once with its item's cold encoding as the label and once with its warm one,
+        the other encoding of the same item blocked. So a cold item learns to outscore the warm items its
+        users did not pick, and to stay below the warm item a user did pick (False: cold encodings only
+        compete with each other, and nothing sets their scale against the warm items').
     """
 
     temperature: float = 0.1
@@ -74,6 +80,7 @@ class TaskConfig:
     logq_correction: bool = True
     global_negatives: int = 0
     cold_loss_weight: float = COLD_LOSS_WEIGHT
+    cold_loss_mixed: bool = COLD_LOSS_MIXED
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -196,8 +203,23 @@ class TwoTowerModel(tfrs.Model):
             if several:
                 as_cold = context.all_gather(as_cold, axis=0)
             # with a cold encoder only it learns from this loss: the warm model's queries are held fixed
-            cold_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scored(
-                as_cold, tf.stop_gradient(query) if cold.cold_encoder else query))
+            cold_queries = tf.stop_gradient(query) if cold.cold_encoder else query
+            cold_logits = scored(as_cold, cold_queries)  # [Q, B]
+            if config.cold_loss_mixed:  # [Q, 2B]: each query against both encodings, the item's other one blocked
+                warm = tf.stop_gradient(candidate) if cold.cold_encoder else candidate
+                warm_logits = scored(warm, cold_queries)
+                own = tf.equal(keys[:, None], keys_all[None, :])
+
+                def hide(logits: tf.Tensor) -> tf.Tensor:
+                    return tf.where(own, tf.fill(tf.shape(logits), -1e9), logits)
+
+                cold_ce = 0.5 * (
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(
+                        labels=labels, logits=tf.concat([cold_logits, hide(warm_logits)], axis=1))
+                    + tf.nn.sparse_softmax_cross_entropy_with_logits(
+                        labels=labels, logits=tf.concat([warm_logits, hide(cold_logits)], axis=1)))
+            else:
+                cold_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=cold_logits)
             cold_loss = config.cold_loss_weight * tf.math.divide_no_nan(tf.reduce_sum(cold_ce * weight),
                                                                         tf.reduce_sum(weight))
         if config.global_negatives > 0:

@@ -432,3 +432,60 @@ def test_bootstrap_intervals_are_paired_and_cover_the_mean():
         bootstrap_intervals({"a": np.zeros(3), "b": np.zeros(4)})
     with pytest.raises(ValueError, match="unknown metric"):
         user_gains(ranks["model"], "MRR@10")
+
+
+def test_the_mixed_cold_loss_ranks_each_cold_encoding_among_the_warm_ones():
+    """cold_loss_mixed: each query against both encodings of the batch's items, once with its item's cold
+    encoding as the label and once with its warm one, the same item's other encoding blocked (checked
+    against numpy); with the cold encoder only the cold MLP learns from it."""
+    from retrieval.model import TaskConfig, TwoTowerModel, embed_items
+    from retrieval.towers import ContentLookup, TowerConfig
+
+    ids = ["a", "b", "c", "d"]
+    content = ContentLookup(ids, np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32))
+    features = {"history_ids": tf.constant([["a", "b"], ["c", "d"], ["b", "d"]]),
+                "item_id": tf.constant(["c", "a", "d"]), "user_id": tf.constant(["u", "v", "w"])}
+
+    def log_softmax_at(logits: np.ndarray, label: int) -> float:
+        return float(logits[label] - logits.max() - np.log(np.exp(logits - logits.max()).sum()))
+
+    for cold_encoder in (False, True):
+        tower = TowerConfig(embedding_dim=6, hidden_dims=(), query="bag", id_dropout=0.0, cold_encoder=cold_encoder)
+        losses = {}
+        for mixed in (False, True):
+            tf.keras.utils.set_random_seed(0)
+            task = TaskConfig(cold_loss_weight=1.0, cold_loss_mixed=mixed, temperature=0.5)
+            model = TwoTowerModel(tower, content, ids, task_config=task)
+            losses[mixed] = float(model.compute_loss(features, training=True))
+        query, warm, item_ids = (t.numpy() for t in model(features, training=True))
+        cold = embed_items(model.candidate_tower, content, tf.constant(item_ids), training=True,
+                           content_only=True).numpy()
+        qc, qk = query @ warm.T / 0.5, query @ cold.T / 0.5
+        n = len(item_ids)
+        main = -np.mean([log_softmax_at(qc[i], i) for i in range(n)])
+        mixed = []
+        for i in range(n):
+            hide = np.where(np.arange(n) == i, -1e9, 0.0)
+            mixed.append(0.5 * (-log_softmax_at(np.concatenate([qk[i], qc[i] + hide]), i)
+                                - log_softmax_at(np.concatenate([qc[i], qk[i] + hide]), i)))
+        assert np.isclose(losses[True], main + np.mean(mixed), atol=1e-4), cold_encoder
+        plain = -np.mean([log_softmax_at(qk[i], i) for i in range(n)])
+        assert np.isclose(losses[False], main + plain, atol=1e-4) and not np.isclose(losses[True], losses[False])
+    # with the cold encoder the mixed loss still trains the cold MLP alone: the warm model's gradient is the main loss's
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(features, training=True)
+    variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
+    with tf.GradientTape() as tape:
+        warm_loss = TwoTowerModel.compute_loss(model, features, training=False)
+    warm_grads = tape.gradient(warm_loss, variables)
+    cold_names = {v.name for v in model.candidate_tower.items.cold_mlp.trainable_variables}
+
+    def dense(grad) -> np.ndarray:
+        return np.nan_to_num(tf.convert_to_tensor(grad).numpy()) if grad is not None else np.zeros(1)
+
+    for variable, grad, warm_grad in zip(variables, grads, warm_grads):
+        if variable.name in cold_names:
+            assert np.any(dense(grad)) and not np.any(dense(warm_grad))
+        else:
+            assert np.allclose(dense(grad), dense(warm_grad), atol=1e-6), variable.name
