@@ -25,6 +25,15 @@ Simulated data::
 writes OUT/sim/items.npz (clustered 32-d content embeddings over the 31 categories) and
 OUT/sim/interactions.csv (the simulator's sessions, transitions and popularity drift).
 
+Cold items in warm lists::
+
+    python benchmarks/recommender.py crowding --runs RUN_A,RUN_B [--split validation] [--k 10] --output OUT
+
+for each trained run folder (``train``'s output, or a quality folder's ``best``): the share of the top k held
+by the run's cold (held-out) items, over the split's cases whose target is warm, for the model and the ID-only
+model, beside the cold items' share of the catalog; OUT/crowding.md and crowding.json. A model that never
+learnt the cold items' scale against the warm ones shows it here (too many cold items, or none).
+
 Scaling::
 
     python benchmarks/recommender.py scale --logs A.inter,B.inter [--sizes 10000] --output OUT/scale
@@ -183,15 +192,9 @@ def summarize_seeds(reports: Dict[str, dict]) -> Tuple[dict, str]:
             values = [float(t["all"][t["main"] if method == MODEL_ROW else method][metric]) for t in tests.values()]
             summary["methods"][method][metric] = {"values": values, "mean": float(np.mean(values)),
                                                   "sd": float(np.std(values, ddof=1))}
-    for method in others:
-        summary["leads"][method] = {}
-        for metric in SEED_METRICS:
-            leads = [t["intervals"]["all"][metric][method] for t in tests.values()]
-            summary["leads"][method][metric] = {
-                "values": [float(x["difference"]) for x in leads],
-                "mean": float(np.mean([x["difference"] for x in leads])),
-                "ahead": sum(x["difference_interval"][0] > 0 for x in leads),
-                "behind": sum(x["difference_interval"][1] < 0 for x in leads)}
+    summary["leads"] = _leads_over_seeds(tests, "all", others)
+    if all("warm" in t.get("intervals", {}) for t in tests.values()):  # reports written before it: none
+        summary["warm_leads"] = _leads_over_seeds(tests, "warm", others)
     for name, t in tests.items():
         cold = (t.get("cold_start") or {}).get(t["main"])
         if cold:
@@ -204,18 +207,39 @@ def summarize_seeds(reports: Dict[str, dict]) -> Tuple[dict, str]:
         lines.append(f"| {method} | " + " | ".join(
             f"{v['mean']:.4f} ± {v['sd']:.4f} | {' / '.join(f'{x:.4f}' for x in v['values'])}"
             for v in (values[m] for m in SEED_METRICS)) + " |")
+    head = ["| over | " + " | ".join(f"{m} mean lead | {m} per seed | ahead / behind" for m in SEED_METRICS) + " |",
+            "|---|" + "---:|---|---:|" * len(SEED_METRICS)]
     lines += ["", "The model's lead (paired, per seed; ahead / behind: seeds whose 95% interval is above / below 0):",
-              "", "| over | " + " | ".join(f"{m} mean lead | {m} per seed | ahead / behind" for m in SEED_METRICS) + " |",
-              "|---|" + "---:|---|---:|" * len(SEED_METRICS)]
-    for method, values in summary["leads"].items():
-        lines.append(f"| {method} | " + " | ".join(
-            f"{v['mean']:+.4f} | {' / '.join(f'{x:+.4f}' for x in v['values'])} | {v['ahead']} / {v['behind']} of {n}"
-            for v in (values[m] for m in SEED_METRICS)) + " |")
+              ""] + head + [_lead_row(method, values, n) for method, values in summary["leads"].items()]
+    if summary.get("warm_leads"):
+        lines += ["", "Warm (targets seen in training, ranked among the training items only), the model's lead:",
+                  ""] + head + [_lead_row(method, values, n) for method, values in summary["warm_leads"].items()]
     if summary["cold_start"]:
         lines += ["", "Cold start, the model: " + "; ".join(
             f"{k}: HR@10 {v['HR@10']:.3f}, HR@50 {v['HR@50']:.3f} ({v['users']} users)"
             for k, v in summary["cold_start"].items())]
     return summary, "\n".join(lines)
+
+
+def _leads_over_seeds(tests: Dict[str, dict], population: str, others: List[str]) -> dict:
+    """method -> metric -> the model's per-seed lead in ``population``, its mean, and the counts of seeds whose
+    paired 95% interval is above (ahead) or below (behind) zero."""
+    leads = {}
+    for method in others:
+        leads[method] = {}
+        for metric in SEED_METRICS:
+            entries = [t["intervals"][population][metric][method] for t in tests.values()]
+            leads[method][metric] = {"values": [float(x["difference"]) for x in entries],
+                                     "mean": float(np.mean([x["difference"] for x in entries])),
+                                     "ahead": sum(x["difference_interval"][0] > 0 for x in entries),
+                                     "behind": sum(x["difference_interval"][1] < 0 for x in entries)}
+    return leads
+
+
+def _lead_row(method: str, values: dict, seeds: int) -> str:
+    return f"| {method} | " + " | ".join(
+        f"{v['mean']:+.4f} | {' / '.join(f'{x:+.4f}' for x in v['values'])} | {v['ahead']} / {v['behind']} of {seeds}"
+        for v in (values[m] for m in SEED_METRICS)) + " |"
 
 
 def _write_report(output: str, stem: str, text: str, data: dict) -> None:
@@ -247,6 +271,42 @@ def summarize(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     _write_report(args.output, "seeds", text, summary)
+    return 0
+
+
+def crowding(args: argparse.Namespace) -> int:
+    from retrieval.evaluate import TowerScorer, main_method
+    from retrieval.metrics import share_in_top_k
+    from retrieval.rundir import load_run
+
+    rows, lines = [], [f"cold items in the top {args.k} of the {args.split} cases whose target is warm:", "",
+                       "| run | model | cold share of the top | cold share of the catalog | cases |",
+                       "|---|---|---:|---:|---:|"]
+    for folder in [f for f in args.runs.split(",") if f]:
+        try:
+            run = load_run(folder)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {folder}: not a trained run folder ({error})", file=sys.stderr)
+            return 2
+        catalog = run.table.ids.astype(str).tolist()
+        if args.k > len(catalog):
+            print(f"error: {folder}: --k {args.k} is more than its {len(catalog)} items", file=sys.stderr)
+            return 2
+        row = {item: n for n, item in enumerate(catalog)}
+        cold = np.asarray([item in run.split.cold_items for item in catalog])
+        cases = [c for c in getattr(run.split, args.split) if c.target not in run.split.cold_items]
+        models = [(main_method(run), run.model)] + ([("id-only two-tower", run.id_only)] if run.id_only else [])
+        for name, towers in models:
+            scorer = TowerScorer(name, towers, run.content, catalog, run.max_history)
+            shares = [share_in_top_k(scorer.scores(cases[start:start + 1024]), cold, args.k,
+                                     [[row[i] for i in set(c.history) if i in row]
+                                      for c in cases[start:start + 1024]])
+                      for start in range(0, len(cases), 1024)]
+            share = float(np.concatenate(shares).mean()) if cases else float("nan")
+            rows.append({"run": folder, "model": name, "share": share, "catalog_share": float(cold.mean()),
+                         "cases": len(cases)})
+            lines.append(f"| {folder} | {name} | {share:.3f} | {cold.mean():.3f} | {len(cases)} |")
+    _write_report(args.output, "crowding", "\n".join(lines), {"split": args.split, "k": args.k, "rows": rows})
     return 0
 
 
@@ -314,6 +374,10 @@ def quality_report(args: argparse.Namespace) -> dict:
         lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
                   format_markdown(test["cold_start"]), "",
                   format_intervals(test["intervals"]["cold_start"], test["cold_start"], test["main"], markdown=True)]
+    if test.get("warm"):
+        lines += ["", "warm (targets seen in training, ranked among the training items only):", "",
+                  format_markdown(test["warm"]), "",
+                  format_intervals(test["intervals"]["warm"], test["warm"], test["main"], markdown=True)]
     _write_report(args.output, "report", "\n".join(lines), report)
     return report
 
@@ -403,6 +467,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--reports", required=True, help="comma-separated folders written by quality (2 or more)")
     p.add_argument("--output", required=True)
     p.set_defaults(func=summarize)
+    p = verbs.add_parser("crowding", help="share of cold items in warm cases' top k, per trained run")
+    p.add_argument("--runs", required=True, help="comma-separated run folders (train's output, a quality best/)")
+    p.add_argument("--split", choices=("validation", "test"), default="validation", help="default validation")
+    p.add_argument("--k", type=int, default=10, help="list length (default 10)")
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=crowding)
     p = verbs.add_parser("simulate", help="a simulated catalog and log")
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--users", type=int, default=3000)

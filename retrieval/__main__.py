@@ -91,9 +91,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.split} split, full ranking over {result['items']} items, history masked:")
     print(table(result["all"]))
-    for population, rows in (("all", result["all"]), ("cold_start", result["cold_start"])):
+    for population, rows in (("all", result["all"]), ("cold_start", result["cold_start"]), ("warm", result["warm"])):
         if population == "cold_start" and rows:
             print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
+            print(table(rows))
+        if population == "warm" and rows:
+            print(f"\nwarm (targets seen in training, ranked among the training items: the {result['cold_items']} "
+                  "held-out items left out of every list):")
             print(table(rows))
         if population in result["intervals"]:
             print(f"\n95% bootstrap intervals over the users ({population.replace('_', ' ')}); the model's lead "

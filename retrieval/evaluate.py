@@ -6,14 +6,18 @@ Two populations:
 * ``all``: every user's case (test: last item; validation: second-to-last);
 * ``cold_start``: the cases whose target is a cold item (held out of training entirely: the two-tower
   model knows it only from its content embedding; the ID-only model gives every such item the same
-  out-of-vocabulary vector, and the interaction-based baselines have never seen it).
+  out-of-vocabulary vector, and the interaction-based baselines have never seen it);
+* ``warm``: the cases whose target was seen in training, each ranked among the training items only (the
+  cold items left out of every list). In ``all`` a model that lists cold items pays for it on the warm
+  cases, while one that cannot score them (the ID-only model, the interaction baselines) never lists them:
+  ``warm`` compares the warm rankings alone.
 
 Cases are scored in chunks of users, so memory stays ``chunk x N`` whatever the number of users.
 """
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -53,15 +57,29 @@ class TowerScorer:
         return queries @ self.candidates.T
 
 
-def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: int = CHUNK) -> np.ndarray:
-    """0-based rank of each case's target among the catalog items, history masked: int ``[U]``."""
-    parts = []
+def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: int = CHUNK,
+               left_out: Optional[np.ndarray] = None):
+    """0-based rank of each case's target among the catalog items, history masked: int ``[U]``.
+
+    With ``left_out`` (bool ``[N]``, catalog columns), also each target's rank among the items not left out
+    (from the same scores): a pair of int ``[U]`` arrays."""
+    parts, left_parts = [], []
+    left_cols = np.flatnonzero(left_out) if left_out is not None else None
     for start in range(0, len(cases), chunk):
         part = cases[start:start + chunk]
         targets = np.asarray([row[c.target] for c in part], dtype=np.int64)
         exclude = [[row[i] for i in set(c.history) if i in row and i != c.target] for c in part]
-        parts.append(target_ranks(scorer.scores(part), targets, exclude))
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        scores = scorer.scores(part)
+        parts.append(target_ranks(scores, targets, exclude))
+        if left_cols is not None:
+            left_parts.append(target_ranks(scores, targets, [np.concatenate([np.asarray(cols, np.int64),
+                                                                            left_cols[left_cols != t]])
+                                                             for cols, t in zip(exclude, targets)]))
+    empty = np.zeros(0, np.int64)
+    ranks = np.concatenate(parts) if parts else empty
+    if left_cols is None:
+        return ranks
+    return ranks, (np.concatenate(left_parts) if left_parts else empty)
 
 
 def build_scorers(run: Run, catalog: Sequence[str], row: Dict[str, int]) -> list:
@@ -87,7 +105,7 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
 
     Returns:
       ``{"split", "items", "cold_items", "main": the model's row name, "settings": {method: ...},
-      "all": {method: metrics}, "cold_start": {method: metrics}}`` where metrics is
+      "all", "cold_start", "warm": {method: metrics}}`` (a population without cases: empty) where metrics is
       ``{"HR@10": .., "NDCG@10": .., ..., "users": n}``; and ``"intervals"``: population -> metric
       (``HR@10``, ``NDCG@10``, ``HR@50``) -> method -> 95% bootstrap interval over users, with the model's lead over
       each other method and its paired interval (:func:`retrieval.metrics.bootstrap_intervals`).
@@ -99,21 +117,27 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     row = {item: n for n, item in enumerate(catalog)}
     scorers = build_scorers(run, catalog, row)
     cold_mask = np.asarray([c.target in run.split.cold_items for c in cases], dtype=bool)
+    cold_columns = np.asarray([item in run.split.cold_items for item in catalog], dtype=bool)
     result = {"split": split_name, "items": len(catalog), "cold_items": len(run.split.cold_items),
-              "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}, "intervals": {}}
-    all_ranks = {}
+              "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}, "warm": {}, "intervals": {}}
+    ranks_by = {"all": {}, "cold_start": {}, "warm": {}}  # population -> method -> its cases' ranks
     for scorer in tqdm(scorers, desc="evaluate", unit="method", disable=not progress):
-        ranks = all_ranks[scorer.name] = case_ranks(scorer, cases, row)
-        result["all"][scorer.name] = ranking_metrics(ranks, ks)
+        if cold_columns.any():
+            ranks, warm_ranks = case_ranks(scorer, cases, row, left_out=cold_columns)
+            ranks_by["warm"][scorer.name] = warm_ranks[~cold_mask]
+        else:
+            ranks = case_ranks(scorer, cases, row)
+        ranks_by["all"][scorer.name] = ranks
         if cold_mask.any():
-            result["cold_start"][scorer.name] = ranking_metrics(ranks[cold_mask], ks)
+            ranks_by["cold_start"][scorer.name] = ranks[cold_mask]
         if getattr(scorer, "l2", None) is not None:
             result["settings"][scorer.name] = {"l2": scorer.l2, "items": int(scorer.columns.size)}
-    for population, keep in (("all", slice(None)), ("cold_start", cold_mask)):
-        if population == "cold_start" and not cold_mask.any():
+    for population, by_method in ranks_by.items():
+        if population != "all" and (not by_method or not len(next(iter(by_method.values())))):
             continue
+        result[population] = {name: ranking_metrics(r, ks) for name, r in by_method.items()}
         result["intervals"][population] = {
-            metric: bootstrap_intervals({name: user_gains(r[keep], metric) for name, r in all_ranks.items()},
+            metric: bootstrap_intervals({name: user_gains(r, metric) for name, r in by_method.items()},
                                         reference=result["main"])
             for metric in dict.fromkeys((f"HR@{ks[0]}", f"NDCG@{ks[0]}", f"HR@{ks[-1]}"))}
     return result

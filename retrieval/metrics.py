@@ -54,6 +54,35 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[Iter
     return np.sum(scores >= target_scores[:, None], axis=1)
 
 
+def share_in_top_k(scores: np.ndarray, members: np.ndarray, k: int,
+                   exclude: Sequence[Iterable[int]] = ()) -> np.ndarray:
+    """Per query, the share of its top ``k`` items that are ``members`` (e.g. the cold items).
+
+    Args:
+      scores: float ``[U, N]``, higher is better.
+      members: bool ``[N]``.
+      k: list length, 1 to N.
+      exclude: per query, columns left out of its list (the history), as in :func:`target_ranks`.
+
+    Returns:
+      float ``[U]`` in [0, 1]: members among the query's list, over its length (k, or fewer where fewer than
+      k items are left); ties at the k-th score are broken by column order.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    members = np.asarray(members, dtype=bool)
+    if scores.ndim != 2 or members.shape != (scores.shape[1],):
+        raise ValueError(f"scores [U, N] and members [N] expected, got {scores.shape} and {members.shape}")
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be between 1 and the {scores.shape[1]} items, got {k}")
+    for u, cols in enumerate(exclude):
+        cols = np.fromiter(cols, dtype=np.int64)
+        if cols.size:
+            scores[u, cols] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    listed = np.isfinite(np.take_along_axis(scores, top, axis=1))  # excluded items sort last: never listed
+    return (members[top] & listed).sum(axis=1) / np.maximum(listed.sum(axis=1), 1)
+
+
 def user_gains(ranks: np.ndarray, metric: str) -> np.ndarray:
     """ranks ``[U]`` -> each user's contribution ``[U]`` to ``metric`` (``"HR@10"``, ``"NDCG@20"``, ...): the
     metric is their mean."""

@@ -221,12 +221,9 @@ def test_bad_loss_settings_are_refused(capsys):
 
 def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_path, capsys):
     from retrieval.__main__ import main
+    from tests.recommender_logs import write_tiny_log
 
-    inter = tmp_path / "inter.csv"
-    inter.write_text("user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 9},{t}\n"
-                                                               for u in range(12) for t in range(6)))
-    items = tmp_path / "items.csv"
-    items.write_text("item_id,title,genre\n" + "".join(f"i{n},Film {n},g{n % 3}\n" for n in range(9)))
+    inter, items = write_tiny_log(tmp_path, users=12, items=9, steps=6)
     code = main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "bad"),
                  "--cold-encoder", "--no-item-id", "--quiet"])
     assert code != 0 and "cold_encoder needs both content and item ids" in capsys.readouterr().err

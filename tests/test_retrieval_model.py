@@ -107,8 +107,26 @@ def test_evaluation_ranks_all_methods_on_the_same_split(trained):
     # Cold targets: the two-tower model reaches them through content; the ID-only model cannot tell them apart.
     cold = result["cold_start"]
     assert cold["two-tower bag (content + id)"]["HR@50"] > cold["id-only two-tower"]["HR@50"]
+    # warm: the warm-target cases, each ranked among the training items only
+    warm = result["warm"]
+    assert set(warm) == methods
+    assert all(r["users"] == 150 - cold["id-only two-tower"]["users"] for r in warm.values())
+    from retrieval.evaluate import TowerScorer, case_ranks
+
+    catalog = run.table.ids.astype(str).tolist()
+    row = {item: n for n, item in enumerate(catalog)}
+    cold_columns = np.asarray([item in run.split.cold_items for item in catalog])
+    cases = [c for c in run.split.test if c.target not in run.split.cold_items]
+    scorer = TowerScorer(result["main"], run.model, run.content, catalog, run.max_history)
+    ranks, warm_ranks = case_ranks(scorer, cases, row, chunk=7, left_out=cold_columns)
+    scores = scorer.scores(cases)
+    expected = [sum(1 for j, item in enumerate(catalog) if not cold_columns[j] and item not in c.history
+                    and item != c.target and scores[n, j] >= scores[n, row[c.target]])
+                for n, c in enumerate(cases)]
+    assert warm_ranks.tolist() == expected and (warm_ranks <= ranks).all() and (warm_ranks < ranks).any()
+    assert np.isclose(warm[result["main"]]["HR@10"], np.mean(warm_ranks < 10))
     # every figure has its interval over the users, and the model's lead over each method a paired one
-    for population in ("all", "cold_start"):
+    for population in ("all", "cold_start", "warm"):
         assert list(result["intervals"][population]) == ["HR@10", "NDCG@10", "HR@50"]
         for metric in ("HR@10", "NDCG@10", "HR@50"):
             entries = result["intervals"][population][metric]
@@ -251,7 +269,8 @@ def test_cli_verbs_and_bad_input(trained, tmp_path, capsys):
     assert main(["evaluate", "--run", trained["run"], "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "cold start" in printed and "evaluate: two-tower bag (content + id) HR@10" in printed
-    assert printed.count("95% bootstrap intervals over the users") == 2  # all users and cold start
+    assert printed.count("95% bootstrap intervals over the users") == 3  # all users, cold start and warm
+    assert "warm (targets seen in training, ranked among the training items" in printed
     assert re.search(r"item-to-item Markov +[0-9.]+ \[[0-9.]+, [0-9.]+\]", printed)  # the text table's intervals
     assert json.load(open(tmp_path / "m.json"))["all"]["most popular"]["users"] == 150
     assert main(["evaluate", "--run", trained["run"], "--split", "valid", "--json", "--quiet"]) == 0
