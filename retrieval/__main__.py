@@ -57,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
                         use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
                         dropout=args.dropout, id_dropout=args.id_dropout,
                         id_dropout_history=args.id_dropout_history, content_skip=not args.no_content_skip,
-                        cold_encoder=args.cold_encoder)
+                        cold_encoder=args.cold_encoder, warm_candidate_content=args.warm_candidate_content)
     task = TaskConfig(temperature=args.temperature, logq_correction=not args.no_logq,
                       global_negatives=args.global_negatives, cold_loss_weight=args.cold_loss_weight,
                       cold_loss_mixed=args.cold_loss_mixed)
@@ -280,6 +280,9 @@ def _add_train(verbs) -> None:
                    help="encode items without a trained id by a content MLP of their own, trained only by the cold "
                         "loss (use with --cold-loss-weight and --id-dropout 0: cold start learned without moving "
                         "the warm model)")
+    p.add_argument("--warm-candidate-content", action=argparse.BooleanOptionalAction, default=True,
+                   help="off (with --cold-encoder): a candidate with a trained id is encoded by its id alone; content "
+                        "still shapes the query and reaches cold items through the cold encoder (default on)")
     p.add_argument("--no-content-skip", action="store_true",
                    help="do not append the raw content to both towers' outputs (by default the model starts from "
                         "content cosine similarity)")

@@ -231,9 +231,14 @@ def test_the_cold_encoder_flag_reaches_the_tower_and_is_refused_without_ids(tmp_
     assert main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "run"),
                  "--cold-encoder", "--cold-loss-weight", "1", "--id-dropout", "0", "--epochs", "1",
                  "--embedding-dim", "8", "--no-id-only-baseline", "--no-title-embeddings", "--no-id-dropout-history",
-                 "--quiet"]) == 0
-    tower = json.loads((tmp_path / "run" / "run.json").read_text())["tower"]
+                 "--no-warm-candidate-content", "--cold-loss-mixed", "--quiet"]) == 0
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    tower = info["tower"]
     assert tower["cold_encoder"] and tower["id_dropout"] == 0 and tower["id_dropout_history"] is False
+    assert tower["warm_candidate_content"] is False and info["train_config"]["task"]["cold_loss_mixed"] is True
+    code = main(["train", "--interactions", str(inter), "--items", str(items), "--output", str(tmp_path / "bad2"),
+                 "--no-warm-candidate-content", "--quiet"])
+    assert code != 0 and "warm_candidate_content=False needs cold_encoder" in capsys.readouterr().err
 
 
 def test_title_embeddings_flag_puts_each_titles_sentence_vector_after_the_tokens(tmp_path, monkeypatch):
