@@ -57,6 +57,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_interface_for_model import LABELS  # noqa: E402
+from data_interface_for_model.cli import positive_int  # noqa: E402
 from data_interface_for_model.embeddings_file import write_embeddings  # noqa: E402
 
 
@@ -275,6 +276,8 @@ def summarize(args: argparse.Namespace) -> int:
 
 
 def crowding(args: argparse.Namespace) -> int:
+    """The cold items' share of the top ``--k`` over each run's warm-target cases (history masked), for the
+    model and the ID-only model, beside their share of the catalog -> OUT/crowding.md and crowding.json."""
     from retrieval.evaluate import TowerScorer, main_method
     from retrieval.metrics import share_in_top_k
     from retrieval.rundir import load_run
@@ -282,7 +285,11 @@ def crowding(args: argparse.Namespace) -> int:
     rows, lines = [], [f"cold items in the top {args.k} of the {args.split} cases whose target is warm:", "",
                        "| run | model | cold share of the top | cold share of the catalog | cases |",
                        "|---|---|---:|---:|---:|"]
-    for folder in [f for f in args.runs.split(",") if f]:
+    folders = [f for f in args.runs.split(",") if f]
+    if not folders:
+        print("error: --runs names no run folder", file=sys.stderr)
+        return 2
+    for folder in folders:
         try:
             run = load_run(folder)
         except (OSError, ValueError, KeyError) as error:
@@ -470,7 +477,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = verbs.add_parser("crowding", help="share of cold items in warm cases' top k, per trained run")
     p.add_argument("--runs", required=True, help="comma-separated run folders (train's output, a quality best/)")
     p.add_argument("--split", choices=("validation", "test"), default="validation", help="default validation")
-    p.add_argument("--k", type=int, default=10, help="list length (default 10)")
+    p.add_argument("--k", type=positive_int, default=10, help="list length (default 10)")
     p.add_argument("--output", required=True)
     p.set_defaults(func=crowding)
     p = verbs.add_parser("simulate", help="a simulated catalog and log")

@@ -129,3 +129,8 @@ def test_crowding_reports_cold_items_in_warm_lists_per_trained_run(tmp_path, cap
     assert "--k 500 is more than its 20 items" in capsys.readouterr().err
     assert bench.main(["crowding", "--runs", str(tmp_path / "nothing"), "--output", str(out)]) == 2
     assert "not a trained run folder" in capsys.readouterr().err
+    assert bench.main(["crowding", "--runs", ",", "--output", str(out)]) == 2
+    assert "--runs names no run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        bench.main(["crowding", "--runs", str(run), "--k", "0", "--output", str(out)])
+    assert bad.value.code == 2
