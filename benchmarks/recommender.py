@@ -278,7 +278,7 @@ def summarize(args: argparse.Namespace) -> int:
 def crowding(args: argparse.Namespace) -> int:
     """The cold items' share of the top ``--k`` over each run's warm-target cases (history masked), for the
     model and the ID-only model, beside their share of the catalog -> OUT/crowding.md and crowding.json."""
-    from retrieval.evaluate import TowerScorer, main_method
+    from retrieval.evaluate import TowerScorer, main_method, scored_chunks
     from retrieval.metrics import share_in_top_k
     from retrieval.rundir import load_run
 
@@ -305,10 +305,8 @@ def crowding(args: argparse.Namespace) -> int:
         models = [(main_method(run), run.model)] + ([("id-only two-tower", run.id_only)] if run.id_only else [])
         for name, towers in models:
             scorer = TowerScorer(name, towers, run.content, catalog, run.max_history)
-            shares = [share_in_top_k(scorer.scores(cases[start:start + 1024]), cold, args.k,
-                                     [[row[i] for i in set(c.history) if i in row]
-                                      for c in cases[start:start + 1024]])
-                      for start in range(0, len(cases), 1024)]
+            shares = [share_in_top_k(scores, cold, args.k, exclude)
+                      for scores, _, exclude in scored_chunks(scorer, cases, row)]
             share = float(np.concatenate(shares).mean()) if cases else float("nan")
             rows.append({"run": folder, "model": name, "share": share, "catalog_share": float(cold.mean()),
                          "cases": len(cases)})
@@ -377,14 +375,11 @@ def quality_report(args: argparse.Namespace) -> dict:
     lines += ["", "95% bootstrap intervals over the users; the model's lead with its paired interval "
                   "(* it leads at 95%, - it trails):", "",
               format_intervals(test["intervals"]["all"], test["all"], test["main"], markdown=True)]
-    if test["cold_start"]:
-        lines += ["", f"cold start ({test['cold_items']} items held out of training):", "",
-                  format_markdown(test["cold_start"]), "",
-                  format_intervals(test["intervals"]["cold_start"], test["cold_start"], test["main"], markdown=True)]
-    if test.get("warm"):
-        lines += ["", "warm (targets seen in training, ranked among the training items only):", "",
-                  format_markdown(test["warm"]), "",
-                  format_intervals(test["intervals"]["warm"], test["warm"], test["main"], markdown=True)]
+    for population, title in (("cold_start", f"cold start ({test['cold_items']} items held out of training):"),
+                              ("warm", "warm (targets seen in training, ranked among the training items only):")):
+        if test.get(population):
+            lines += ["", title, "", format_markdown(test[population]), "",
+                      format_intervals(test["intervals"][population], test[population], test["main"], markdown=True)]
     _write_report(args.output, "report", "\n".join(lines), report)
     return report
 

@@ -91,13 +91,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.split} split, full ranking over {result['items']} items, history masked:")
     print(table(result["all"]))
-    for population, rows in (("all", result["all"]), ("cold_start", result["cold_start"]), ("warm", result["warm"])):
-        if population == "cold_start" and rows:
-            print(f"\ncold start (targets among the {result['cold_items']} items held out of training):")
-            print(table(rows))
-        if population == "warm" and rows:
-            print(f"\nwarm (targets seen in training, ranked among the training items: the {result['cold_items']} "
-                  "held-out items left out of every list):")
+    titles = {"cold_start": f"cold start (targets among the {result['cold_items']} items held out of training):",
+              "warm": f"warm (targets seen in training, ranked among the training items: the {result['cold_items']} "
+                      "held-out items left out of every list):"}
+    for population in ("all", "cold_start", "warm"):
+        rows = result[population]
+        if population in titles and rows:
+            print(f"\n{titles[population]}")
             print(table(rows))
         if population in result["intervals"]:
             print(f"\n95% bootstrap intervals over the users ({population.replace('_', ' ')}); the model's lead "
@@ -208,7 +208,7 @@ def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
     from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_MIXED, COLD_LOSS_WEIGHT, ID_DROPOUT,
                                     ID_DROPOUT_HISTORY, OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT,
-                                    REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS)
+                                    REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS, WARM_CANDIDATE_CONTENT)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -280,9 +280,11 @@ def _add_train(verbs) -> None:
                    help="encode items without a trained id by a content MLP of their own, trained only by the cold "
                         "loss (use with --cold-loss-weight and --id-dropout 0: cold start learned without moving "
                         "the warm model)")
-    p.add_argument("--warm-candidate-content", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--warm-candidate-content", action=argparse.BooleanOptionalAction,
+                   default=WARM_CANDIDATE_CONTENT,
                    help="off (with --cold-encoder): a candidate with a trained id is encoded by its id alone; content "
-                        "still shapes the query and reaches cold items through the cold encoder (default on)")
+                        "still shapes the query and reaches cold items through the cold encoder "
+                        f"(default {'on' if WARM_CANDIDATE_CONTENT else 'off'})")
     p.add_argument("--no-content-skip", action="store_true",
                    help="do not append the raw content to both towers' outputs (by default the model starts from "
                         "content cosine similarity)")

@@ -35,3 +35,5 @@ CANDIDATE_SKIP_WEIGHT = False
 ZERO_INIT_CONTENT = False
 #: Items without a trained id get a content encoder of their own (see retrieval.towers.TowerConfig).
 COLD_ENCODER = False
+#: Warm candidates are encoded with their content too, not by their id alone (see retrieval.towers.TowerConfig).
+WARM_CANDIDATE_CONTENT = True

@@ -17,7 +17,7 @@ Cases are scored in chunks of users, so memory stays ``chunk x N`` whatever the 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -57,6 +57,17 @@ class TowerScorer:
         return queries @ self.candidates.T
 
 
+def scored_chunks(scorer, cases: Sequence[EvalCase], row: Dict[str, int],
+                  chunk: int = CHUNK) -> Iterator[Tuple[np.ndarray, np.ndarray, List[List[int]]]]:
+    """The cases ``chunk`` at a time: (scores ``[C, N]``, target columns int ``[C]``, each case's history
+    columns to mask, its target never among them)."""
+    for start in range(0, len(cases), chunk):
+        part = cases[start:start + chunk]
+        targets = np.asarray([row[c.target] for c in part], dtype=np.int64)
+        exclude = [[row[i] for i in set(c.history) if i in row and i != c.target] for c in part]
+        yield scorer.scores(part), targets, exclude
+
+
 def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: int = CHUNK,
                left_out: Optional[np.ndarray] = None):
     """0-based rank of each case's target among the catalog items, history masked: int ``[U]``.
@@ -65,11 +76,7 @@ def case_ranks(scorer, cases: Sequence[EvalCase], row: Dict[str, int], chunk: in
     (from the same scores): a pair of int ``[U]`` arrays."""
     parts, left_parts = [], []
     left_cols = np.flatnonzero(left_out) if left_out is not None else None
-    for start in range(0, len(cases), chunk):
-        part = cases[start:start + chunk]
-        targets = np.asarray([row[c.target] for c in part], dtype=np.int64)
-        exclude = [[row[i] for i in set(c.history) if i in row and i != c.target] for c in part]
-        scores = scorer.scores(part)
+    for scores, targets, exclude in scored_chunks(scorer, cases, row, chunk):
         parts.append(target_ranks(scores, targets, exclude))
         if left_cols is not None:
             left_parts.append(target_ranks(scores, targets, [np.concatenate([np.asarray(cols, np.int64),
@@ -120,9 +127,10 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
     cold_columns = np.asarray([item in run.split.cold_items for item in catalog], dtype=bool)
     result = {"split": split_name, "items": len(catalog), "cold_items": len(run.split.cold_items),
               "main": main_method(run), "settings": {}, "all": {}, "cold_start": {}, "warm": {}, "intervals": {}}
+    has_warm = cold_columns.any() and not cold_mask.all()  # else the warm rows are the all-users rows, or none
     ranks_by = {"all": {}, "cold_start": {}, "warm": {}}  # population -> method -> its cases' ranks
     for scorer in tqdm(scorers, desc="evaluate", unit="method", disable=not progress):
-        if cold_columns.any():
+        if has_warm:
             ranks, warm_ranks = case_ranks(scorer, cases, row, left_out=cold_columns)
             ranks_by["warm"][scorer.name] = warm_ranks[~cold_mask]
         else:
@@ -133,7 +141,7 @@ def evaluate_run(run: Run, split_name: str = "test", ks: Sequence[int] = DEFAULT
         if getattr(scorer, "l2", None) is not None:
             result["settings"][scorer.name] = {"l2": scorer.l2, "items": int(scorer.columns.size)}
     for population, by_method in ranks_by.items():
-        if population != "all" and (not by_method or not len(next(iter(by_method.values())))):
+        if not by_method:  # no cold targets, or no warm population
             continue
         result[population] = {name: ranking_metrics(r, ks) for name, r in by_method.items()}
         result["intervals"][population] = {

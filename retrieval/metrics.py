@@ -31,6 +31,16 @@ def ndcg(ranks: np.ndarray, k: int) -> float:
     return float(np.mean(gains))
 
 
+def masked_scores(scores: np.ndarray, exclude: Sequence[Iterable[int]] = ()) -> np.ndarray:
+    """A float64 copy of ``scores [U, N]`` with each query's ``exclude`` columns set to -inf."""
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    for u, cols in enumerate(exclude):
+        cols = np.fromiter(cols, dtype=np.int64)
+        if cols.size:
+            scores[u, cols] = -np.inf
+    return scores
+
+
 def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[Iterable[int]] = ()) -> np.ndarray:
     """The 0-based rank of each target among all items.
 
@@ -42,14 +52,10 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[Iter
     Returns:
       int ``[U]``: the number of unmasked items scoring at least as much as the target, itself excluded.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
     targets = np.asarray(targets, dtype=np.int64)
     rows = np.arange(len(targets))
-    target_scores = scores[rows, targets]
-    for u, cols in enumerate(exclude):
-        cols = np.fromiter(cols, dtype=np.int64)
-        if cols.size:
-            scores[u, cols] = -np.inf
+    target_scores = np.asarray(scores, dtype=np.float64)[rows, targets]
+    scores = masked_scores(scores, exclude)
     scores[rows, targets] = -np.inf  # never count the target against itself
     return np.sum(scores >= target_scores[:, None], axis=1)
 
@@ -68,16 +74,13 @@ def share_in_top_k(scores: np.ndarray, members: np.ndarray, k: int,
       float ``[U]`` in [0, 1]: members among the query's list, over its length (k, or fewer where fewer than
       k items are left); ties at the k-th score are broken by column order.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores = np.asarray(scores)
     members = np.asarray(members, dtype=bool)
     if scores.ndim != 2 or members.shape != (scores.shape[1],):
         raise ValueError(f"scores [U, N] and members [N] expected, got {scores.shape} and {members.shape}")
     if not 1 <= k <= scores.shape[1]:
         raise ValueError(f"k must be between 1 and the {scores.shape[1]} items, got {k}")
-    for u, cols in enumerate(exclude):
-        cols = np.fromiter(cols, dtype=np.int64)
-        if cols.size:
-            scores[u, cols] = -np.inf
+    scores = masked_scores(scores, exclude)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     listed = np.isfinite(np.take_along_axis(scores, top, axis=1))  # excluded items sort last: never listed
     return (members[top] & listed).sum(axis=1) / np.maximum(listed.sum(axis=1), 1)

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from retrieval.defaults import (CANDIDATE_SKIP_WEIGHT, COLD_ENCODER, ID_DROPOUT, ID_DROPOUT_HISTORY, QUERY_TOWER,
-                                QUERY_TOWERS, ZERO_INIT_CONTENT)
+                                QUERY_TOWERS, WARM_CANDIDATE_CONTENT, ZERO_INIT_CONTENT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ class TowerConfig:
     candidate_skip_weight: bool = CANDIDATE_SKIP_WEIGHT
     zero_init_content: bool = ZERO_INIT_CONTENT
     cold_encoder: bool = COLD_ENCODER
-    warm_candidate_content: bool = True
+    warm_candidate_content: bool = WARM_CANDIDATE_CONTENT
     query: str = QUERY_TOWER
     max_positions: int = 50
     blocks: int = 2
