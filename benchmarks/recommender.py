@@ -124,7 +124,7 @@ def parse_grid(text: str) -> List[dict]:
 
 
 #: Grid settings that belong to the data source (how content is built), not to the model.
-SOURCE_SETTINGS = ("title_tokens", "balance_columns", "title_embeddings")
+SOURCE_SETTINGS = ("title_tokens", "balance_columns", "title_embeddings", "users")
 
 
 def with_source(source, settings: dict):
@@ -142,6 +142,8 @@ def configure(base, settings: dict):
         if key in SOURCE_SETTINGS:
             continue
         key = "query" if key == "tower" else key
+        if key == "user_features" and isinstance(val, str):  # a grid value holds no comma: columns joined by +
+            val = tuple(val.split("+"))
         for owner, fields in ((tower, TowerConfig), (task, TaskConfig), (train, type(base))):
             if key in {f.name for f in dataclasses.fields(fields)} and key not in ("tower", "task"):
                 owner[key] = val

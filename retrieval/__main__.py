@@ -52,9 +52,13 @@ def _train(args: argparse.Namespace) -> int:
     source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
                         columns=Columns(args.user_col, args.item_col, time_col), item_col=args.item_col,
                         title_col=args.title_col, repeats=args.repeats, title_tokens=args.title_tokens,
-                        title_embeddings=args.title_embeddings, balance_columns=args.balance_columns)
+                        title_embeddings=args.title_embeddings, balance_columns=args.balance_columns,
+                        users=args.users)
+    if args.user_features and not args.users:
+        raise UsageError("--user-features needs --users (the user table they are columns of)")
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
-                        use_user_id=args.user_id, query=args.tower, blocks=args.blocks, heads=args.heads,
+                        use_user_id=args.user_id, user_features=args.user_features or (),
+                        user_feature_min_users=args.user_feature_min_users, query=args.tower, blocks=args.blocks, heads=args.heads,
                         dropout=args.dropout, id_dropout=args.id_dropout,
                         id_dropout_history=args.id_dropout_history, content_skip=not args.no_content_skip,
                         cold_encoder=args.cold_encoder, warm_candidate_content=args.warm_candidate_content)
@@ -179,6 +183,13 @@ def _probability(value: str) -> float:
     return number
 
 
+def _column_list(value: str) -> tuple:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{value!r}: no column names")
+    return names
+
+
 def _non_negative(value: str) -> float:
     number = float(value)
     if not number >= 0:  # also refuses nan
@@ -208,7 +219,8 @@ def _add_train(verbs) -> None:
     from baseline_model.config import STRATEGIES
     from retrieval.defaults import (BALANCE_COLUMNS, COLD_LOSS_MIXED, COLD_LOSS_WEIGHT, ID_DROPOUT,
                                     ID_DROPOUT_HISTORY, OBJECTIVE, OBJECTIVES, QUERY_TOWER, QUERY_TOWERS, REPEAT,
-                                    REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS, WARM_CANDIDATE_CONTENT)
+                                    REPEATS, TITLE_EMBEDDINGS, TITLE_TOKENS, USER_FEATURE_MIN_USERS,
+                                    WARM_CANDIDATE_CONTENT)
 
     p = verbs.add_parser("train", help="train the two-tower model (and the ID-only baseline) into a run folder",
                          description="Split each user's interactions leave-one-out, hold a fraction of the items "
@@ -275,6 +287,14 @@ def _add_train(verbs) -> None:
     p.add_argument("--cold-fraction", type=_probability, default=0.1,
                    help="fraction of items held out of training (default 0.1)")
     p.add_argument("--user-id", action="store_true", help="add a user-id embedding to the query tower")
+    p.add_argument("--users", metavar="FILE",
+                   help="user table (RecBole .user, .csv, .tsv, .parquet; ids in --user-col): the query tower adds "
+                        "an embedding of each feature column (every column is a category); it travels with the run")
+    p.add_argument("--user-features", type=_column_list, metavar="COLS",
+                   help="comma-separated columns of --users to use (default: every column but the id)")
+    p.add_argument("--user-feature-min-users", type=positive_int, default=USER_FEATURE_MIN_USERS, metavar="N",
+                   help="a user-feature value held by fewer users is 'unknown' (default "
+                        f"{USER_FEATURE_MIN_USERS})")
     p.add_argument("--no-item-id", action="store_true", help="content only: no item-id embedding")
     p.add_argument("--cold-encoder", action="store_true",
                    help="encode items without a trained id by a content MLP of their own, trained only by the cold "

@@ -48,8 +48,10 @@ class Catalog:
         return len(self.ids)
 
 
-def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = None) -> Catalog:
-    """Read a catalog file (see the module docstring); duplicate or bad ids are errors naming the line."""
+def read_table(path: str, what: str, text_suffixes: Tuple[str, ...]) -> "tuple[str, List[str], list, str]":
+    """A header and rows from ``.parquet`` or a delimited text file (``.csv`` comma-separated, any other of
+    ``text_suffixes`` tab-separated; a ``name:type`` header keeps the name) -> (name, header, rows as
+    ``(line or row number, fields)``, ``"line"`` or ``"row"``)."""
     name = os.fspath(path)
     lower = name.lower()
     if lower.endswith(".parquet"):
@@ -58,19 +60,22 @@ def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = 
         table = pq.read_table(name)
         header = list(table.column_names)
         data = [[("" if v is None else str(v)) for v in table.column(c).to_pylist()] for c in header]
-        rows = [(n + 1, [col[n] for col in data]) for n in range(table.num_rows)]
-        unit = "row"
-    elif lower.endswith((".item", ".csv", ".tsv")):
+        return name, header, [(n + 1, [col[n] for col in data]) for n in range(table.num_rows)], "row"
+    if lower.endswith(text_suffixes):
         with open(name, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle, delimiter="," if lower.endswith(".csv") else "\t")
             header = next(reader, None)
             if header is None:
-                raise InteractionFileError(f"{name}: empty catalog")
+                raise InteractionFileError(f"{name}: empty {what}")
             header = [h.split(":", 1)[0].strip() for h in header]
-            rows = [(number, fields) for number, fields in enumerate(reader, start=2) if fields]
-        unit = "line"
-    else:
-        raise InteractionFileError(f"{name}: unknown catalog format (expected .item, .csv, .tsv or .parquet)")
+            return name, header, [(number, fields) for number, fields in enumerate(reader, start=2) if fields], "line"
+    raise InteractionFileError(f"{name}: unknown {what} format (expected "
+                               f"{', '.join(text_suffixes)} or .parquet)")
+
+
+def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = None) -> Catalog:
+    """Read a catalog file (see the module docstring); duplicate or bad ids are errors naming the line."""
+    name, header, rows, unit = read_table(path, "catalog", (".item", ".csv", ".tsv"))
     if id_col not in header:
         raise InteractionFileError(f"{name}: no id column {id_col!r} (have {header}; choose it with --item-col)")
     if title_col is None:

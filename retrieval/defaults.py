@@ -37,3 +37,5 @@ ZERO_INIT_CONTENT = False
 COLD_ENCODER = False
 #: Warm candidates are encoded with their content too, not by their id alone (see retrieval.towers.TowerConfig).
 WARM_CANDIDATE_CONTENT = True
+#: A user-feature value held by fewer users is "unknown" (see retrieval.users.feature_codes).
+USER_FEATURE_MIN_USERS = 5

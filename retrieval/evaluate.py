@@ -52,7 +52,7 @@ class TowerScorer:
 
     def scores(self, cases: Sequence[EvalCase]) -> np.ndarray:
         users, history, _ = cases_to_arrays(cases, self.max_history)
-        user_ids = tf.constant(users) if self.towers.config.use_user_id else None
+        user_ids = tf.constant(users) if self.towers.config.uses_user_ids else None
         queries = embed_queries(self.towers.query, self.content, tf.constant(history), user_ids).numpy()
         return queries @ self.candidates.T
 

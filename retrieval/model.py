@@ -17,6 +17,7 @@ import tensorflow_recommenders as tfrs
 
 from retrieval.defaults import COLD_LOSS_MIXED, COLD_LOSS_WEIGHT
 from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
+from retrieval.users import UserTable
 
 
 def embed_queries(query_tower: QueryTower, content: ContentLookup, history_ids: tf.Tensor,
@@ -98,17 +99,18 @@ class TwoTowerModel(tfrs.Model):
       content: the catalog's content lookup.
       item_vocabulary: items seen in training (also the pool of global negatives).
       user_vocabulary: users seen in training (used when ``tower_config.use_user_id``).
+      users: the user table (needed with ``tower_config.user_features``).
       task_config: loss options.
       item_counts: training interactions of each ``item_vocabulary`` item (for ``id_dropout_rare``).
     """
 
     def __init__(self, tower_config: TowerConfig, content: ContentLookup, item_vocabulary: Sequence[str],
                  user_vocabulary: Sequence[str] = (), task_config: TaskConfig = TaskConfig(),
-                 item_counts: Optional[Sequence[int]] = None) -> None:
+                 item_counts: Optional[Sequence[int]] = None, users: Optional[UserTable] = None) -> None:
         super().__init__()
         self.content = content
         self.task_config = task_config
-        self.query_tower = QueryTower(tower_config, item_vocabulary, user_vocabulary)
+        self.query_tower = QueryTower(tower_config, item_vocabulary, user_vocabulary, users)
         self.candidate_tower = CandidateTower(tower_config, item_vocabulary)
         if item_counts is not None:
             for encoder in (self.query_tower.items, self.candidate_tower.items):

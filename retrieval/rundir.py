@@ -9,6 +9,7 @@ Layout::
     RUN/item_vocabulary.txt    items seen in training (the id embeddings' vocabulary)
     RUN/user_vocabulary.txt    users seen in training
     RUN/items.csv              the item catalog (item_id, title, other columns), when one was given
+    RUN/users.csv              the user table's feature columns (user_id, columns), with user features
     RUN/two_tower/ckpt*        query and candidate tower weights (tf.train.Checkpoint)
     RUN/id_only/ckpt*          the ID-only two-tower baseline's weights (when trained)
     RUN/tensorboard/<model>/   TensorBoard logs of training (loss, validation HR@10 / NDCG@10 per epoch)
@@ -33,6 +34,7 @@ from retrieval.catalog import Catalog, read_catalog
 from retrieval.interactions import Sequences, read_interactions
 from retrieval.splits import Split, leave_one_out
 from retrieval.towers import CandidateTower, ContentLookup, QueryTower, TowerConfig
+from retrieval.users import UserTable, read_users
 
 RUN_JSON = "run.json"
 EMBEDDINGS = "item_embeddings.npz"
@@ -41,6 +43,7 @@ COLD_ITEMS = "cold_items.txt"
 ITEM_VOCAB = "item_vocabulary.txt"
 USER_VOCAB = "user_vocabulary.txt"
 CATALOG = "items.csv"
+USERS = "users.csv"
 TENSORBOARD = "tensorboard"
 MAIN_MODEL = "two_tower"
 ID_ONLY_MODEL = "id_only"
@@ -74,6 +77,7 @@ class Run:
       model: the main two-tower model.
       id_only: the ID-only baseline, or None when it was not trained.
       catalog: the item catalog (titles...), or None when the run was trained without one.
+      users: the user table the query tower reads features from, or None without user features.
     """
 
     path: str
@@ -87,6 +91,7 @@ class Run:
     model: Towers
     id_only: Optional[Towers]
     catalog: Optional[Catalog] = None
+    users: Optional[UserTable] = None
 
     def titles(self) -> Dict[str, str]:
         """item id -> title (empty without a catalog)."""
@@ -138,14 +143,14 @@ def staged_folder(target: str, overwrite: bool = False) -> Iterator[str]:
 
 
 def build_towers(config: TowerConfig, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
-                 content: ContentLookup, max_history: int) -> Towers:
+                 content: ContentLookup, max_history: int, users: Optional[UserTable] = None) -> Towers:
     """Create towers and run them once on a dummy batch so that their weights exist."""
     from retrieval.model import embed_items, embed_queries
 
-    query = QueryTower(config, item_vocabulary, user_vocabulary)
+    query = QueryTower(config, item_vocabulary, user_vocabulary, users)
     candidate = CandidateTower(config, item_vocabulary)
     dummy = tf.constant([[""] * max_history])
-    embed_queries(query, content, dummy, tf.constant([""]) if config.use_user_id else None)
+    embed_queries(query, content, dummy, tf.constant([""]) if config.uses_user_ids else None)
     embed_items(candidate, content, tf.constant([""]))
     return Towers(config, query, candidate)
 
@@ -156,8 +161,8 @@ def save_towers(towers: Towers, folder: str) -> None:
 
 
 def load_towers(folder: str, config: TowerConfig, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
-                content: ContentLookup, max_history: int) -> Towers:
-    towers = build_towers(config, item_vocabulary, user_vocabulary, content, max_history)
+                content: ContentLookup, max_history: int, users: Optional[UserTable] = None) -> Towers:
+    towers = build_towers(config, item_vocabulary, user_vocabulary, content, max_history, users)
     status = tf.train.Checkpoint(query=towers.query, candidate=towers.candidate).read(os.path.join(folder, "ckpt"))
     status.assert_existing_objects_matched()
     return towers
@@ -178,13 +183,19 @@ def load_run(path: str) -> Run:
     user_vocab = read_lines(os.path.join(path, USER_VOCAB))
     content = ContentLookup(table.ids, table.vectors)
     max_history = int(info["train_config"]["max_history"])
-    model = load_towers(os.path.join(path, MAIN_MODEL), TowerConfig.from_dict(info["tower"]), item_vocab, user_vocab,
-                        content, max_history)
+    config = TowerConfig.from_dict(info["tower"])
+    users = None
+    if config.user_features:
+        if not os.path.isfile(os.path.join(path, USERS)):
+            raise RunError(f"{path}: the model reads user features but the run has no {USERS}")
+        users = read_users(os.path.join(path, USERS))
+    model = load_towers(os.path.join(path, MAIN_MODEL), config, item_vocab, user_vocab, content, max_history, users)
     id_only = None
     if info.get("id_only_tower") and os.path.isdir(os.path.join(path, ID_ONLY_MODEL)):
         id_only = load_towers(os.path.join(path, ID_ONLY_MODEL), TowerConfig.from_dict(info["id_only_tower"]),
                               item_vocab, user_vocab, content, max_history)
     catalog = read_catalog(os.path.join(path, CATALOG)) if os.path.isfile(os.path.join(path, CATALOG)) else None
     return Run(path=path, info=info, table=table, sequences=sequences, split=split, item_vocabulary=item_vocab,
-               user_vocabulary=user_vocab, content=content, model=model, id_only=id_only, catalog=catalog)
+               user_vocabulary=user_vocab, content=content, model=model, id_only=id_only, catalog=catalog,
+               users=users)
 

@@ -16,7 +16,7 @@
     (multi-head attention with a causal and padding mask, then a GELU feed-forward), the most recent
     position's output -> Dense.
 
-  plus the optional user-id embedding, L2-normalised. Every kind is causal: with ``every_position=True`` the
+  plus the optional user-id embedding and user-feature embeddings (:class:`UserFeatureEmbedding`), L2-normalised. Every kind is causal: with ``every_position=True`` the
   tower returns ``[B, L, E]``, the query after each prefix of the history (running means for ``bag``, the
   GRU's state at each step, each position's attention output), which the every-position objective trains.
 * :class:`CandidateTower`: (item id ``[B]``, content ``[B, D]``) -> ``[B, E]``, L2-normalised.
@@ -33,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from retrieval.defaults import (CANDIDATE_SKIP_WEIGHT, COLD_ENCODER, ID_DROPOUT, ID_DROPOUT_HISTORY, QUERY_TOWER,
-                                QUERY_TOWERS, WARM_CANDIDATE_CONTENT, ZERO_INIT_CONTENT)
+                                QUERY_TOWERS, USER_FEATURE_MIN_USERS, WARM_CANDIDATE_CONTENT, ZERO_INIT_CONTENT)
+from retrieval.users import UserTable, feature_codes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,10 @@ class TowerConfig:
       use_content: encode items from their content embedding.
       use_item_id: add an item-id embedding (with one OOV bucket).
       use_user_id: add a user-id embedding to the query (with one OOV bucket).
+      user_features: columns of the user table (:mod:`retrieval.users`) whose embeddings are added to the
+        query, one embedding table per column (empty: none). A user missing from the table, or a value held by
+        fewer than ``user_feature_min_users`` users, gets the column's "unknown" vector.
+      user_feature_min_users: see ``user_features``.
       id_dropout: training-time probability of replacing an item id by the OOV bucket, so the OOV vector
         learns to stand for "an item known only by content".
       id_dropout_history: drop ids in the query's history too (True), or only in the candidate tower
@@ -80,6 +85,8 @@ class TowerConfig:
     use_content: bool = True
     use_item_id: bool = True
     use_user_id: bool = False
+    user_features: Tuple[str, ...] = ()
+    user_feature_min_users: int = USER_FEATURE_MIN_USERS
     id_dropout: float = ID_DROPOUT
     id_dropout_history: bool = ID_DROPOUT_HISTORY
     id_dropout_rare: int = 0
@@ -106,7 +113,15 @@ class TowerConfig:
             raise ValueError(f"id_dropout_rare must be >= 0, got {self.id_dropout_rare}")
         if self.query not in QUERY_TOWERS:
             raise ValueError(f"unknown query tower {self.query!r} (expected one of {', '.join(QUERY_TOWERS)})")
+        if self.user_feature_min_users < 1:
+            raise ValueError(f"user_feature_min_users must be >= 1, got {self.user_feature_min_users}")
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        object.__setattr__(self, "user_features", tuple(str(c) for c in self.user_features))
+
+    @property
+    def uses_user_ids(self) -> bool:
+        """Whether the query tower reads the user's id (its embedding, or its row of the user table)."""
+        return self.use_user_id or bool(self.user_features)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -117,7 +132,8 @@ class TowerConfig:
         # runs written before these settings existed: a bag, a fixed candidate content share, default init
         data = {"query": "bag", "candidate_skip_weight": False, "zero_init_content": False, "cold_encoder": False,
                 "id_dropout_history": True, **data}
-        return cls(**{k: (tuple(v) if k == "hidden_dims" else v) for k, v in data.items() if k in known})
+        return cls(**{k: (tuple(v) if k in ("hidden_dims", "user_features") else v) for k, v in data.items()
+                      if k in known})
 
 
 class ContentLookup(tf.keras.layers.Layer):
@@ -144,6 +160,36 @@ class ContentLookup(tf.keras.layers.Layer):
         """ids ``[...]`` -> (content ``[..., D]``, known ``[...]`` bool)."""
         rows = self.lookup(item_ids)
         return tf.gather(self.table, rows), tf.not_equal(rows, 0)
+
+
+class UserFeatureEmbedding(tf.keras.layers.Layer):
+    """user ids ``[B]`` str -> ``[B, E]``: the sum over the user table's columns of an embedding of the user's
+    value in that column; a user missing from the table gets every column's "unknown" vector (code 0).
+
+    Args:
+      users: the user table, with just the feature columns (see :func:`retrieval.users.feature_codes` for
+        ``min_users``).
+      dim: E.
+    """
+
+    def __init__(self, users: UserTable, dim: int, min_users: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        codes, vocabularies = feature_codes(users, min_users)
+        self.columns = list(users.columns)
+        self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, users.ids)), num_oov_indices=1,
+                                                        mask_token=None)
+        table = np.concatenate([np.zeros((1, codes.shape[1]), np.int32), codes])  # row 0: an unknown user
+        self.codes = self.add_weight(name="codes", shape=table.shape, dtype=tf.int32, trainable=False,
+                                     initializer="zeros")
+        self.codes.assign(table)
+        self.embeddings = [tf.keras.layers.Embedding(len(vocabulary) + 1, dim, name=f"user_{n}",
+                                                     embeddings_initializer=tf.keras.initializers.RandomNormal(
+                                                         stddev=0.05))
+                           for n, vocabulary in enumerate(vocabularies)]
+
+    def call(self, user_ids: tf.Tensor) -> tf.Tensor:
+        codes = tf.gather(self.codes, self.user_lookup(user_ids))  # [B, F]
+        return tf.add_n([embedding(codes[:, f]) for f, embedding in enumerate(self.embeddings)])
 
 
 class ItemEncoder(tf.keras.layers.Layer):
@@ -266,10 +312,12 @@ class QueryTower(tf.keras.Model):
 
     Inputs (a dict): ``history_ids`` str ``[B, L]``, ``history_content`` float32 ``[B, L, D]``,
     ``history_mask`` bool ``[B, L]``, optionally ``user_id`` str ``[B]``.
+
+    ``users``: the user table, needed with ``config.user_features`` (its other columns are not used).
     """
 
     def __init__(self, config: TowerConfig, item_vocabulary: Sequence[str],
-                 user_vocabulary: Sequence[str] = (), **kwargs) -> None:
+                 user_vocabulary: Sequence[str] = (), users: Optional[UserTable] = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.items = ItemEncoder(config, item_vocabulary)
@@ -290,6 +338,12 @@ class QueryTower(tf.keras.Model):
             self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, user_vocabulary)),
                                                             num_oov_indices=1, mask_token=None)
             self.user_embedding = tf.keras.layers.Embedding(len(user_vocabulary) + 1, config.embedding_dim)
+        self.user_features = None
+        if config.user_features:
+            if users is None:
+                raise ValueError(f"user features {list(config.user_features)} need a user table")
+            self.user_features = UserFeatureEmbedding(users.select(config.user_features), config.embedding_dim,
+                                                      config.user_feature_min_users)
         self.skip_weight = None  # only where the content skip is used (an unused weight gets no gradient)
         if config.content_skip and config.use_content:
             self.skip_weight = self.add_weight(name="skip_weight", shape=(), initializer="ones", trainable=True)
@@ -330,6 +384,8 @@ class QueryTower(tf.keras.Model):
         query = self.project(states)  # [B, L', E]
         if self.user_embedding is not None and "user_id" in inputs:
             query = query + self.user_embedding(self.user_lookup(inputs["user_id"]))[:, None, :]
+        if self.user_features is not None and "user_id" in inputs:
+            query = query + self.user_features(inputs["user_id"])[:, None, :]
         query = tf.math.l2_normalize(query, axis=-1)
         if self.skip_weight is not None:
             weights = tf.cast(mask, tf.float32)[..., None]

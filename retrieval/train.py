@@ -26,7 +26,7 @@ from data_interface_for_model.embeddings_file import EmbeddingTable, read_embedd
 from retrieval import rundir
 from retrieval.catalog import Catalog, catalog_content, read_catalog, subset, write_catalog
 from retrieval.defaults import BALANCE_COLUMNS, OBJECTIVE, OBJECTIVES, REPEAT, TITLE_EMBEDDINGS, TITLE_TOKENS
-from retrieval.interactions import Columns, clean_sequences, read_interactions, write_interactions
+from retrieval.interactions import Columns, Sequences, clean_sequences, read_interactions, write_interactions
 from retrieval.model import TaskConfig, TwoTowerModel
 from retrieval.splits import (
     EvalCase,
@@ -39,6 +39,7 @@ from retrieval.splits import (
     training_windows,
 )
 from retrieval.towers import ContentLookup, TowerConfig
+from retrieval.users import UserTable, read_users, write_users
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class DataSource:
         length within an item's vector, so every column counts equally in a content cosine.
       title_embeddings: with content from the catalog, each title's MiniLM sentence embedding follows the
         columns' tokens (see :func:`retrieval.catalog.title_embeddings`).
+      users: a user table (:mod:`retrieval.users`; ids in ``columns.user``): the query tower adds an
+        embedding of each of its feature columns (``TowerConfig.user_features``; none named: every column);
+        it travels with the run.
     """
 
     interactions: str
@@ -121,12 +125,13 @@ class DataSource:
     title_tokens: bool = TITLE_TOKENS
     balance_columns: bool = BALANCE_COLUMNS
     title_embeddings: bool = TITLE_EMBEDDINGS
+    users: Optional[str] = None
 
 
 def id_only_config(config: TowerConfig) -> TowerConfig:
-    """The ID-only baseline's towers: same sizes, item ids only, no id dropout."""
+    """The ID-only baseline's towers: same sizes, item ids only (no user features), no id dropout."""
     return dataclasses.replace(config, use_content=False, use_item_id=True, id_dropout=0.0, cold_encoder=False,
-                               warm_candidate_content=True)
+                               warm_candidate_content=True, user_features=())
 
 
 class _TqdmEpochs(tf.keras.callbacks.Callback):
@@ -272,13 +277,15 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
                   desc: str = "train", progress: bool = True, validation: Sequence[EvalCase] = (),
                   catalog_ids: Sequence[str] = (), max_history: int = 20, patience: int = 0,
                   log_dir: Optional[str] = None, strategy: Optional[tf.distribute.Strategy] = None,
-                  steps_per_epoch: Optional[int] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
+                  steps_per_epoch: Optional[int] = None,
+                  users: Optional[UserTable] = None) -> "tuple[TwoTowerModel, Dict[str, List[float]]]":
     """Build and fit a :class:`TwoTowerModel`; returns it and the Keras history (loss, and with ``validation``
     ``val_ndcg_10`` / ``val_hr_10`` per epoch). With ``validation`` the best epoch's weights are kept;
     ``patience`` stops early.
 
     ``strategy`` (default: the current one): the model and its optimizer are built under its scope and the
-    examples come through :func:`distributed_examples` (``batch_size`` is the global batch)."""
+    examples come through :func:`distributed_examples` (``batch_size`` is the global batch). ``users``: the
+    user table, with ``tower_config.user_features``."""
     strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(seed)
     rows = rows_per_batch(examples, batch_size)
@@ -288,7 +295,7 @@ def fit_two_tower(tower_config: TowerConfig, task_config: TaskConfig, content: C
     schedule = WarmupCosine(learning_rate, int(warmup_fraction * steps), steps)
     with strategy.scope():
         model = TwoTowerModel(tower_config, content, item_vocabulary, user_vocabulary, task_config,
-                              item_counts=item_counts(examples, item_vocabulary))
+                              item_counts=item_counts(examples, item_vocabulary), users=users)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=schedule))
     model.distribute_reduction_method = "first"  # every replica returns the global mean loss (see train_step)
     callbacks: List[tf.keras.callbacks.Callback] = []
@@ -322,6 +329,28 @@ def load_items(source: DataSource, progress: bool = False) -> "tuple[EmbeddingTa
     return None, None, "none"
 
 
+def load_users(source: DataSource, features: Sequence[str],
+               sequences: Sequences) -> "tuple[Optional[UserTable], Optional[int]]":
+    """The user table's feature columns (``features``; none: every column) and how many of ``sequences``'
+    users it lists; (None, None) without ``source.users``. A table that lists none of the log's users is an
+    error (the ids must match the log's), one that misses some a warning: those users get the unknown
+    vectors."""
+    if not source.users:
+        if features:
+            raise ValueError(f"user features {list(features)} need a user table (--users)")
+        return None, None
+    users = read_users(source.users, source.columns.user, list(features) or None)
+    listed = set(users.ids)
+    covered = sum(user in listed for user in sequences)
+    if not covered:
+        raise ValueError(f"{source.users}: lists none of the log's {len(sequences)} users (log ids like "
+                         f"{next(iter(sequences))!r}, table ids like {users.ids[0]!r})")
+    if covered < len(sequences):
+        logger.warning("%s: %d of the log's %d users are not listed; they get the unknown feature vectors",
+                       source.users, len(sequences) - covered, len(sequences))
+    return users, covered
+
+
 def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfig(), progress: bool = True,
               overwrite: bool = False, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
     """Train and write a run folder; returns the summary (also in ``run.json``).
@@ -346,6 +375,10 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
     sequences, report = clean_sequences(raw, table.ids.tolist(), config.min_interactions)
     if not sequences:
         raise ValueError(f"{source.interactions}: no usable users ({report.summary()})")
+    users, user_coverage = load_users(source, tower.user_features, sequences)
+    if users is not None:
+        tower = dataclasses.replace(tower, user_features=tuple(users.columns))
+        config = dataclasses.replace(config, tower=tower)
     cold = choose_cold_items(table.ids.tolist(), config.cold_fraction, config.seed)
     split = leave_one_out(sequences, cold)
     if config.objective == "every_position":
@@ -373,7 +406,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
                                        desc=f"two-tower ({tower.query})", validation=validation,
                                        catalog_ids=table.ids.tolist(), max_history=config.max_history,
                                        patience=config.patience, log_dir=os.path.join(logs, rundir.MAIN_MODEL),
-                                       **common)
+                                       users=users, **common)
         id_model = id_history = None
         if config.id_only_baseline and content_kind != "none":
             id_model, id_history = fit_two_tower(id_only_config(tower), config.task, content, examples, item_vocab,
@@ -388,7 +421,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
             "training_targets": examples.target_count,
             "training_items": len(item_vocab), "cold_items": len(cold),
             "skipped_unknown_item_interactions": report.unknown_items, "skipped_short_users": report.short_users,
-            "replicas": strategy.num_replicas_in_sync,
+            "replicas": strategy.num_replicas_in_sync, "users_with_features": user_coverage,
             "epochs": len(history["loss"]), "best_epoch": best + 1, "loss_first_epoch": history["loss"][0],
             "loss_last_epoch": history["loss"][-1],
             "validation": {"NDCG@10": history["val_ndcg_10"][best], "HR@10": history["val_hr_10"][best],
@@ -402,6 +435,7 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
             "embeddings_source": os.path.abspath(source.embeddings) if source.embeddings else None,
             "interactions_source": os.path.abspath(os.fspath(source.interactions)),
             "catalog_source": os.path.abspath(source.catalog) if source.catalog else None,
+            "users_source": os.path.abspath(source.users) if source.users else None,
             "repeats": source.repeats,
             "catalog_content": ({"title_tokens": source.title_tokens, "balance_columns": source.balance_columns,
                                  "title_embeddings": source.title_embeddings} if content_kind == "catalog" else None),
@@ -412,6 +446,8 @@ def train_run(source: DataSource, out_dir: str, config: TrainConfig = TrainConfi
         write_interactions(os.path.join(tmp, rundir.INTERACTIONS), sequences)
         if catalog is not None:
             write_catalog(os.path.join(tmp, rundir.CATALOG), subset(catalog, table.ids.tolist()))
+        if users is not None:
+            write_users(os.path.join(tmp, rundir.USERS), users)
         rundir.write_lines(os.path.join(tmp, rundir.COLD_ITEMS), sorted(cold))
         rundir.write_lines(os.path.join(tmp, rundir.ITEM_VOCAB), item_vocab)
         rundir.write_lines(os.path.join(tmp, rundir.USER_VOCAB), user_vocab)

