@@ -147,7 +147,10 @@ def _recommend(args: argparse.Namespace) -> int:
             if unknown:
                 print(f"warning: ignoring {len(unknown)} unknown items: {', '.join(unknown[:5])}", file=sys.stderr)
             what = f"history of {len(history) - len(unknown)} known items"
-        out = module.recommend(tf.constant([history]))
+        if args.user and module.recommend_for_user is not None:  # the query tower reads the user too
+            out = module.recommend_for_user(tf.constant([history]), tf.constant([args.user]))
+        else:
+            out = module.recommend(tf.constant([history]))
     labels = dict(zip(run.table.ids.tolist(), run.table.labels.tolist()))
     titles = run.titles()
     ids = out["item_ids"].numpy()[0].astype(str)

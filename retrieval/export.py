@@ -22,6 +22,10 @@ Signatures of every export:
   tf.string ``[batch, k]`` (from the run's item catalog; ``""`` without one).
 * ``similar_items``: input ``item_id`` tf.string ``[batch]`` -> the same outputs (item-to-item: the query is
   a one-item history; the item itself is excluded).
+* ``recommend_for_user`` (only when the run's query tower reads the user: ``--user-id`` or ``--users``):
+  inputs ``history`` as ``serving_default``'s and ``user_id`` tf.string ``[batch]`` -> the same outputs, the
+  query with the user's term (their id embedding, their user-table features; a user the run does not know
+  gets the unknown vectors). ``serving_default`` and ``similar_items`` leave the user's term out.
 
 ``k`` is fixed at export time (a saved TFRS index cannot change it). If the catalog has fewer than ``k``
 items, ``k`` is the catalog size.
@@ -80,20 +84,20 @@ def save_module(module: RecommenderModule, folder: str) -> None:
     atomic."""
     module.similar_items(tf.constant([""]))  # trace once (and call the index) before saving
     module.recommend(tf.constant([[""]]))
-    tf.saved_model.save(module, folder, signatures={
-        "serving_default": module.recommend.get_concrete_function(),
-        "similar_items": module.similar_items.get_concrete_function(),
-    })
+    signatures = {"serving_default": module.recommend.get_concrete_function(),
+                  "similar_items": module.similar_items.get_concrete_function()}
+    outputs = {"item_ids": "string [batch, k]", "scores": "float32 [batch, k]", "titles": "string [batch, k]"}
+    described = {"serving_default": {"inputs": {"history": "string [batch, L]"}, "outputs": outputs},
+                 "similar_items": {"inputs": {"item_id": "string [batch]"}, "outputs": outputs}}
+    if module.recommend_for_user is not None:
+        module.recommend_for_user(tf.constant([[""]]), tf.constant([""]))
+        signatures["recommend_for_user"] = module.recommend_for_user.get_concrete_function()
+        described["recommend_for_user"] = {"inputs": {"history": "string [batch, L]", "user_id": "string [batch]"},
+                                           "outputs": outputs}
+    tf.saved_model.save(module, folder, signatures=signatures)
     meta = {"index": module.kind, "k": module.k, "max_history": module.max_history,
             "items": int(len(module.catalog_ids)), "needs_scann": module.kind == "scann",
-            "signatures": {"serving_default": {"inputs": {"history": "string [batch, L]"},
-                                               "outputs": {"item_ids": "string [batch, k]",
-                                                           "scores": "float32 [batch, k]",
-                                                           "titles": "string [batch, k]"}},
-                           "similar_items": {"inputs": {"item_id": "string [batch]"},
-                                             "outputs": {"item_ids": "string [batch, k]",
-                                                         "scores": "float32 [batch, k]",
-                                                         "titles": "string [batch, k]"}}}}
+            "signatures": described}
     with atomic_write(os.path.join(folder, "assets.extra", "recommender.json"), "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=2)
 
@@ -120,8 +124,11 @@ def export_run(run_dir: str, export_base: str, version: Optional[int] = None,
         with write_version(export_base, name, version) as tmp:
             save_module(module, tmp)
             ids = module.catalog_ids[:3].tolist()  # TF Serving warm-up: real catalog ids, and an empty history
-            write_warmup_requests(tmp, name, {"serving_default": {"history": [ids, [""] * len(ids)]},
-                                              "similar_items": {"item_id": ids}})
+            requests = {"serving_default": {"history": [ids, [""] * len(ids)]}, "similar_items": {"item_id": ids}}
+            if module.recommend_for_user is not None:
+                users = (run.user_vocabulary[:1] or [""]) + [""]  # a known user (if any) and an unknown one
+                requests["recommend_for_user"] = {"history": [ids, [""] * len(ids)], "user_id": users}
+            write_warmup_requests(tmp, name, requests)
         written[name] = version_path(export_base, name, version)
         logger.info("exported %s to %s", name, written[name])
     return written

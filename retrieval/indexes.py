@@ -9,7 +9,10 @@
   it is saved).
 * :class:`RecommenderModule` (a ``tf.Module``) holds a content lookup, the query tower and an index, with
   two ``tf.function`` s: ``recommend(history [B, L] str)`` and ``similar_items(item_id [B] str)``, both
-  returning ``{"item_ids": str [B, k], "scores": float32 [B, k], "titles": str [B, k]}``. :meth:`RecommenderModule.with_items`
+  returning ``{"item_ids": str [B, k], "scores": float32 [B, k], "titles": str [B, k]}``; when the query tower
+  reads the user (a user-id embedding or user features) a third, ``recommend_for_user(history [B, L] str,
+  user_id [B] str)``, the same outputs with the user's term in the query (``recommend`` leaves it out; an
+  unknown user gets the unknown vectors). :meth:`RecommenderModule.with_items`
   adds or replaces items from their content embedding alone, without retraining.
 """
 from __future__ import annotations
@@ -113,6 +116,10 @@ class RecommenderModule(tf.Module):
         self.index = build_index(kind, self.candidate_embeddings, self.catalog_ids, self.index_k, scann)
         self.recommend = tf.function(self._recommend, input_signature=[tf.TensorSpec([None, None], tf.string)])
         self.similar_items = tf.function(self._similar_items, input_signature=[tf.TensorSpec([None], tf.string)])
+        self.recommend_for_user = None
+        if towers.config.uses_user_ids:
+            self.recommend_for_user = tf.function(self._recommend_for_user, input_signature=[
+                tf.TensorSpec([None, None], tf.string), tf.TensorSpec([None], tf.string)])
 
     def with_items(self, ids: Sequence[str], vectors: np.ndarray) -> "RecommenderModule":
         """A new module whose catalog also holds ``ids`` (content ``vectors [M, D]``); an id already in the
@@ -134,9 +141,10 @@ class RecommenderModule(tf.Module):
         return RecommenderModule(self.towers, all_ids + extra_ids, all_vectors, self.kind, self.k, self.max_history,
                                  self.scann_params, self.titles)
 
-    def _search(self, history: tf.Tensor, exclude: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """history ``[B, L]`` -> top k, leaving out any item of ``exclude [B, X]``."""
-        query = embed_queries(self.query_tower, self.content, history)
+    def _search(self, history: tf.Tensor, exclude: tf.Tensor,
+                user_ids: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+        """history ``[B, L]`` (and the users ``[B]``) -> top k, leaving out any item of ``exclude [B, X]``."""
+        query = embed_queries(self.query_tower, self.content, history, user_ids)
         scores, ids = self.index(query, k=self.index_k)
         excluded = tf.reduce_any(tf.equal(ids[:, :, None], exclude[:, None, :]), axis=-1)
         scores = tf.where(excluded, tf.fill(tf.shape(scores), tf.constant(-np.inf, tf.float32)), scores)
@@ -149,6 +157,11 @@ class RecommenderModule(tf.Module):
         scores float32 ``[B, k]``; only the last ``max_history`` entries are used, and they are not recommended."""
         recent = history[:, -self.max_history:]
         return self._search(recent, recent)
+
+    def _recommend_for_user(self, history: tf.Tensor, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """:meth:`_recommend` with the user's id ``[B]`` str (their id embedding and features)."""
+        recent = history[:, -self.max_history:]
+        return self._search(recent, recent, user_id)
 
     def _similar_items(self, item_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         """item_id str ``[B]`` -> the items to watch next after it (the query is a one-item history), itself

@@ -92,34 +92,66 @@ def _users_file(folder, listed, **extra):
     return path
 
 
-def test_a_run_with_user_features_trains_saves_and_loads_them(tmp_path):
-    from retrieval.evaluate import TowerScorer
-    from retrieval.rundir import load_run
-    from retrieval.train import id_only_config
-
-    inter, catalog = write_tiny_log(tmp_path, users=24, items=12, steps=8, stride=2)
-    users = _users_file(tmp_path, range(22))  # u22 and u23 are not listed: the unknown vectors
-    run = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory):
+    """A run trained with user features (24 users, 22 of them in the table), through the command line."""
+    folder = tmp_path_factory.mktemp("user_run")
+    inter, catalog = write_tiny_log(folder, users=24, items=12, steps=8, stride=2)
+    users = _users_file(folder, range(22))  # u22 and u23 are not listed: the unknown vectors
+    run = str(folder / "run")
     assert main(["train", "--interactions", str(inter), "--items", str(catalog), "--users", str(users),
                  "--user-feature-min-users", "2", "--output", run, "--epochs", "2", "--embedding-dim", "8",
                  "--quiet"]) == 0
+    return {"run": run, "users": str(users), "folder": folder}
+
+
+def test_a_run_with_user_features_saves_and_loads_them(user_run, tmp_path):
+    from retrieval.evaluate import TowerScorer
+    from retrieval.rundir import load_run
+    from retrieval.splits import EvalCase
+    from retrieval.train import id_only_config
+
+    run = user_run["run"]
     with open(os.path.join(run, "run.json")) as handle:
         info = json.load(handle)
     assert info["tower"]["user_features"] == ["band", "gender"] and info["id_only_tower"]["user_features"] == []
-    assert info["summary"]["users_with_features"] == 22 and info["users_source"] == str(users)
+    assert info["summary"]["users_with_features"] == 22 and info["users_source"] == user_run["users"]
     loaded = load_run(run)
     assert loaded.users.ids[:2] == ["u0", "u1"] and list(loaded.users.columns) == ["band", "gender"]
     assert loaded.model.query.user_features is not None and loaded.id_only.query.user_features is None
     assert id_only_config(loaded.model.config).user_features == ()
     # two users with one history but other features get other scores; two with the same features the same
-    from retrieval.splits import EvalCase
-
     history = tuple(f"i{n}" for n in range(5))
     scorer = TowerScorer("m", loaded.model, loaded.content, loaded.table.ids.tolist(), loaded.max_history)
     scores = scorer.scores([EvalCase("u0", history, "i6"), EvalCase("u1", history, "i6"),
                             EvalCase("u6", history, "i6")])
     assert not np.allclose(scores[0], scores[1]) and np.allclose(scores[0], scores[2])  # u6: b0, M as u0
     assert main(["evaluate", "--run", run, "--json", str(tmp_path / "eval.json")]) == 0
+
+
+def test_export_serves_the_user_term_in_its_own_signature(user_run, capsys):
+    from retrieval.export import build_module, export_run
+    from retrieval.rundir import load_run
+
+    written = export_run(user_run["run"], str(user_run["folder"] / "export"), indexes=("bruteforce",), k=4)
+    folder = written["recommender_bruteforce"]
+    with open(os.path.join(folder, "assets.extra", "recommender.json")) as handle:
+        meta = json.load(handle)
+    assert meta["signatures"]["recommend_for_user"]["inputs"] == {"history": "string [batch, L]",
+                                                                  "user_id": "string [batch]"}
+    loaded = tf.saved_model.load(folder)
+    assert set(loaded.signatures) == {"serving_default", "similar_items", "recommend_for_user"}
+    history = tf.constant([["i1", "i2", "i3"]] * 3)
+    users = tf.constant(["u0", "u1", "nobody"])
+    served = loaded.signatures["recommend_for_user"](history=history, user_id=users)
+    module = build_module(load_run(user_run["run"]), "bruteforce", k=4)
+    direct = module.recommend_for_user(history, users)
+    assert np.allclose(served["scores"].numpy(), direct["scores"].numpy(), atol=1e-5)
+    assert not np.allclose(served["scores"].numpy()[0], served["scores"].numpy()[1])  # the user's term counts
+    plain = loaded.signatures["serving_default"](history=history)["scores"].numpy()
+    assert np.allclose(plain[0], plain[1])  # serving_default leaves it out
+    assert main(["recommend", "--run", user_run["run"], "--user", "u0", "--k", "3"]) == 0
+    assert "recommend: 3 items for user u0" in capsys.readouterr().out
 
 
 def test_user_tables_that_cannot_serve_are_refused(tmp_path, capsys):
