@@ -340,7 +340,7 @@ def quality_report(args: argparse.Namespace) -> dict:
     from retrieval.train import DataSource, TrainConfig
 
     source = DataSource(interactions=args.interactions, embeddings=args.embeddings, catalog=args.items,
-                        columns=Columns(args.user_col, args.item_col, args.time_col))
+                        columns=Columns(args.user_col, args.item_col, args.time_col), users=args.users)
     report: dict = {"grid": {}, "command": " ".join(sys.argv)}
     lines: List[str] = []
     grid = parse_grid(args.grid or f"tower={args.towers}")
@@ -447,6 +447,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = verbs.add_parser("quality", help="towers and baselines on one log")
     p.add_argument("--interactions", required=True)
     p.add_argument("--items", help="item catalog (.item, .csv, .parquet)")
+    p.add_argument("--users", help="user table (.user, .csv, .tsv, .parquet): user features for the model, as "
+                                   "train --users (the grid setting users=FILE does the same per setting)")
     p.add_argument("--embeddings", help="item embeddings (.npz, .parquet)")
     p.add_argument("--user-col", default="user_id")
     p.add_argument("--item-col", default="item_id")
