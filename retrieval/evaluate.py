@@ -38,7 +38,9 @@ CHUNK = 1024
 def main_method(run: Run) -> str:
     """The trained model's row name, e.g. ``two-tower sasrec (content + id)``."""
     config = run.model.config
-    inputs = " + ".join(n for n, used in (("content", config.use_content), ("id", config.use_item_id)) if used)
+    inputs = " + ".join(n for n, used in (("content", config.use_content), ("id", config.use_item_id),
+                                          ("user id", config.use_user_id), ("user features", config.user_features))
+                        if used)
     return f"two-tower {config.query} ({inputs})"
 
 

@@ -16,9 +16,10 @@
     (multi-head attention with a causal and padding mask, then a GELU feed-forward), the most recent
     position's output -> Dense.
 
-  plus the optional user-id embedding and user-feature embeddings (:class:`UserFeatureEmbedding`), L2-normalised. Every kind is causal: with ``every_position=True`` the
-  tower returns ``[B, L, E]``, the query after each prefix of the history (running means for ``bag``, the
-  GRU's state at each step, each position's attention output), which the every-position objective trains.
+  plus the optional user-id embedding and user-feature embeddings (:class:`UserFeatureEmbedding`),
+  L2-normalised. Every kind is causal: with ``every_position=True`` the tower returns ``[B, L, E]``, the query
+  after each prefix of the history (running means for ``bag``, the GRU's state at each step, each position's
+  attention output), which the every-position objective trains.
 * :class:`CandidateTower`: (item id ``[B]``, content ``[B, D]``) -> ``[B, E]``, L2-normalised.
 
 With ``content_skip`` both towers also append the unit content (the query: the mean of its history's, times
@@ -175,7 +176,6 @@ class UserFeatureEmbedding(tf.keras.layers.Layer):
     def __init__(self, users: UserTable, dim: int, min_users: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         codes, vocabularies = feature_codes(users, min_users)
-        self.columns = list(users.columns)
         self.user_lookup = tf.keras.layers.StringLookup(vocabulary=list(map(str, users.ids)), num_oov_indices=1,
                                                         mask_token=None)
         table = np.concatenate([np.zeros((1, codes.shape[1]), np.int32), codes])  # row 0: an unknown user

@@ -127,6 +127,8 @@ def test_a_run_with_user_features_saves_and_loads_them(user_run, tmp_path):
                             EvalCase("u6", history, "i6")])
     assert not np.allclose(scores[0], scores[1]) and np.allclose(scores[0], scores[2])  # u6: b0, M as u0
     assert main(["evaluate", "--run", run, "--json", str(tmp_path / "eval.json")]) == 0
+    with open(tmp_path / "eval.json") as handle:
+        assert json.load(handle)["main"] == "two-tower bag (content + id + user features)"
 
 
 def test_export_serves_the_user_term_in_its_own_signature(user_run, capsys):
