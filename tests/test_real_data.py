@@ -240,6 +240,22 @@ def test_ml1m_items_get_row_numbers_and_keep_their_titles(tmp_path, not_installe
                                                                    ["12", "25", "M", "15", "55117"]]
 
 
+def test_a_package_without_the_user_file_still_gives_the_log(tmp_path, not_installed):
+    wheels = _wheels(tmp_path)
+    trimmed = tmp_path / "trimmed"
+    trimmed.mkdir()
+    with zipfile.ZipFile(os.path.join(wheels, "recbole-1.2.1-py3-none-any.whl")) as full, \
+            zipfile.ZipFile(trimmed / "recbole-1.2.1-py3-none-any.whl", "w") as archive:
+        for name in full.namelist():
+            if not name.endswith(".user"):
+                archive.writestr(name, full.read(name))
+    out = str(tmp_path / "logs")
+    result = build_logs.build(out, ["ml-100k"], str(trimmed))
+    assert os.path.isfile(os.path.join(out, "ml-100k", "ml-100k.inter"))
+    assert not os.path.exists(os.path.join(out, "ml-100k", "ml-100k.user"))
+    assert result["logs"][0]["users_with_features"] is None
+
+
 def test_a_user_file_listing_a_user_twice_is_refused():
     data = b"user_id:token\tage:token\n1m_1\t1\n1\t2\n"
     with pytest.raises(ValueError, match="user '1' twice"):
