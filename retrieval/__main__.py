@@ -58,7 +58,8 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("--user-features needs --users (the user table they are columns of)")
     tower = TowerConfig(embedding_dim=args.embedding_dim, use_item_id=not args.no_item_id,
                         use_user_id=args.user_id, user_features=args.user_features or (),
-                        user_feature_min_users=args.user_feature_min_users, query=args.tower, blocks=args.blocks, heads=args.heads,
+                        user_feature_min_users=args.user_feature_min_users, query=args.tower, blocks=args.blocks,
+                        heads=args.heads,
                         dropout=args.dropout, id_dropout=args.id_dropout,
                         id_dropout_history=args.id_dropout_history, content_skip=not args.no_content_skip,
                         cold_encoder=args.cold_encoder, warm_candidate_content=args.warm_candidate_content)
