@@ -71,6 +71,19 @@ def part_files(root):
             if ".part" in name]
 
 
+def part_sizes(root):
+    """``.mp4.part`` path -> size, of the ones still there when looked at: while a download runs, a part
+    listed by :func:`part_files` may be renamed to its final name before its size is read."""
+    sizes = {}
+    for path in part_files(root):
+        if path.endswith(".mp4.part"):
+            try:
+                sizes[path] = os.path.getsize(path)
+            except FileNotFoundError:
+                pass
+    return sizes
+
+
 def test_faults_are_retried_resumed_or_recorded_and_a_rerun_fetches_nothing(demo_root, server, tmp_path):
     records = demo_records(demo_root, 8)
     r = records
@@ -309,7 +322,7 @@ def test_a_killed_run_resumes_where_it_stopped(demo_root, tmp_path):
         try:
             while time.monotonic() < deadline:
                 done = [r for r in records if os.path.exists(out / rel(r, ".mp4"))]
-                parts = {p: os.path.getsize(p) for p in part_files(out) if p.endswith(".mp4.part")}
+                parts = part_sizes(out)
                 # kill while a clip is well short of its end (a nearly finished one could finish first)
                 if done and any(0 < size < full[p] - 3000 for p, size in parts.items()):
                     break
@@ -320,7 +333,7 @@ def test_a_killed_run_resumes_where_it_stopped(demo_root, tmp_path):
             if process.poll() is None:
                 process.kill()
         assert process.returncode == -signal.SIGKILL
-        partial = {p: os.path.getsize(p) for p in part_files(out) if p.endswith(".mp4.part")}
+        partial = part_sizes(out)
         finished = [r for r in records if os.path.exists(out / rel(r, ".mp4"))]
         assert finished and partial and len(finished) < len(records)
         # nothing under a final name is partial
