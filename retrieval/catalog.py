@@ -73,6 +73,28 @@ def read_table(path: str, what: str, text_suffixes: Tuple[str, ...]) -> "tuple[s
                                f"{', '.join(text_suffixes)} or .parquet)")
 
 
+def keyed_columns(name: str, header: List[str], rows: list, unit: str, id_col: str,
+                  id_what: str) -> "tuple[List[str], Dict[str, List[str]]]":
+    """:func:`read_table`'s rows -> (the ids of ``id_col``, every column's values by name, the id column
+    included); a row with the wrong number of fields, a bad id (:func:`check_id`) or a repeated one is an error
+    naming its line (or row). ``id_what``: "item id", "user id"."""
+    ids: List[str] = []
+    seen = set()
+    columns: Dict[str, List[str]] = {c: [] for c in header}
+    at = header.index(id_col)
+    for number, fields in rows:
+        if len(fields) != len(header):
+            raise InteractionFileError(f"{name} {unit} {number}: {len(fields)} fields, expected {len(header)}")
+        key = check_id(fields[at], id_what, f"{name} {unit} {number}")
+        if key in seen:
+            raise InteractionFileError(f"{name} {unit} {number}: duplicate {id_what} {key!r}")
+        seen.add(key)
+        ids.append(key)
+        for column, value in zip(header, fields):
+            columns[column].append(value)
+    return ids, columns
+
+
 def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = None) -> Catalog:
     """Read a catalog file (see the module docstring); duplicate or bad ids are errors naming the line."""
     name, header, rows, unit = read_table(path, "catalog", (".item", ".csv", ".tsv"))
@@ -82,19 +104,7 @@ def read_catalog(path: str, id_col: str = "item_id", title_col: Optional[str] = 
         title_col = next((c for c in TITLE_COLUMNS if c in header), None)
     elif title_col not in header:
         raise InteractionFileError(f"{name}: no title column {title_col!r} (have {header})")
-    ids: List[str] = []
-    seen = set()
-    columns: Dict[str, List[str]] = {c: [] for c in header}
-    for number, fields in rows:
-        if len(fields) != len(header):
-            raise InteractionFileError(f"{name} {unit} {number}: {len(fields)} fields, expected {len(header)}")
-        item = check_id(fields[header.index(id_col)], "item id", f"{name} {unit} {number}")
-        if item in seen:
-            raise InteractionFileError(f"{name} {unit} {number}: duplicate item id {item!r}")
-        seen.add(item)
-        ids.append(item)
-        for column, value in zip(header, fields):
-            columns[column].append(value)
+    ids, columns = keyed_columns(name, header, rows, unit, id_col, "item id")
     titles = columns.pop(title_col) if title_col else [""] * len(ids)
     columns.pop(id_col)
     return Catalog(ids=ids, titles=titles, columns=columns)

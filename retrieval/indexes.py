@@ -117,8 +117,8 @@ class RecommenderModule(tf.Module):
         self.recommend = tf.function(self._recommend, input_signature=[tf.TensorSpec([None, None], tf.string)])
         self.similar_items = tf.function(self._similar_items, input_signature=[tf.TensorSpec([None], tf.string)])
         self.recommend_for_user = None
-        if towers.config.uses_user_ids:
-            self.recommend_for_user = tf.function(self._recommend_for_user, input_signature=[
+        if towers.config.uses_user_ids:  # the same search with the user's term in the query
+            self.recommend_for_user = tf.function(self._recommend, input_signature=[
                 tf.TensorSpec([None, None], tf.string), tf.TensorSpec([None], tf.string)])
 
     def with_items(self, ids: Sequence[str], vectors: np.ndarray) -> "RecommenderModule":
@@ -152,14 +152,10 @@ class RecommenderModule(tf.Module):
         item_ids = tf.gather(ids, top.indices, batch_dims=1)
         return {"item_ids": item_ids, "scores": top.values, "titles": self.title_table.lookup(item_ids)}
 
-    def _recommend(self, history: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _recommend(self, history: tf.Tensor, user_id: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
         """history str ``[B, L]`` (oldest first, ``""`` = padding, unknown ids ignored) -> item_ids str ``[B, k]``,
-        scores float32 ``[B, k]``; only the last ``max_history`` entries are used, and they are not recommended."""
-        recent = history[:, -self.max_history:]
-        return self._search(recent, recent)
-
-    def _recommend_for_user(self, history: tf.Tensor, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """:meth:`_recommend` with the user's id ``[B]`` str (their id embedding and features)."""
+        scores float32 ``[B, k]``; only the last ``max_history`` entries are used, and they are not recommended.
+        ``user_id`` str ``[B]`` (``recommend_for_user``): the query with the user's term (id embedding, features)."""
         recent = history[:, -self.max_history:]
         return self._search(recent, recent, user_id)
 

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_interface_for_model.atomic import atomic_write
-from retrieval.catalog import read_table
-from retrieval.interactions import InteractionFileError, check_id
+from retrieval.catalog import keyed_columns, read_table
+from retrieval.interactions import InteractionFileError
 
 
 @dataclasses.dataclass
@@ -61,21 +61,9 @@ def read_users(path: str, id_col: str = "user_id", columns: Optional[Sequence[st
     name, header, rows, unit = read_table(path, "user table", (".user", ".csv", ".tsv"))
     if id_col not in header:
         raise InteractionFileError(f"{name}: no user id column {id_col!r} (have {header}; choose it with --user-col)")
-    ids: List[str] = []
-    seen = set()
-    values: Dict[str, List[str]] = {c: [] for c in header if c != id_col}
-    at = header.index(id_col)
-    for number, fields in rows:
-        if len(fields) != len(header):
-            raise InteractionFileError(f"{name} {unit} {number}: {len(fields)} fields, expected {len(header)}")
-        user = check_id(fields[at], "user id", f"{name} {unit} {number}")
-        if user in seen:
-            raise InteractionFileError(f"{name} {unit} {number}: duplicate user id {user!r}")
-        seen.add(user)
-        ids.append(user)
-        for column, value in zip(header, fields):
-            if column != id_col:
-                values[column].append(value.strip())
+    ids, read = keyed_columns(name, header, rows, unit, id_col, "user id")
+    read.pop(id_col)
+    values = {column: [value.strip() for value in column_values] for column, column_values in read.items()}
     if not ids:
         raise InteractionFileError(f"{name}: no users")
     if not values:
